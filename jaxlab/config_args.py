@@ -1,0 +1,74 @@
+"""Parsing of config-file arguments: ``configs/x.py:quick,seed=3`` (STYLE 2.2).
+
+The part after the colon is a comma-separated list of ``name`` (boolean flag set to True) or
+``name=value`` items. Values are typed by the default given to :func:`parse_arg`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+class ConfigArgError(ValueError):
+    """Raised for a malformed or unknown config argument."""
+
+
+def _convert(name: str, text: str, default):
+    if isinstance(default, bool):
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigArgError(f"config argument {name!r}: expected a boolean, got {text!r}")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigArgError(
+                f"config argument {name!r}: expected an integer, got {text!r}"
+            ) from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigArgError(
+                f"config argument {name!r}: expected a number, got {text!r}"
+            ) from None
+    return text
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+    """Parses ``"quick,seed=3"`` into a ConfigDict typed by ``defaults``.
+
+    Args:
+      arg: The text after ``:`` in ``file.py:ARG``, or None/empty for all defaults.
+      **defaults: Every accepted name with its default; the default's type fixes the parse.
+
+    Returns:
+      A ConfigDict with one field per default.
+
+    Raises:
+      ConfigArgError: on an unknown name or a value of the wrong type.
+
+    Examples:
+      >>> parse_arg("quick,seed=3", quick=False, seed=0).seed
+      3
+    """
+    out = dict(defaults)
+    for item in (arg or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if name not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise ConfigArgError(f"unknown config argument {name!r} (known: {known})")
+        if not sep:
+            if not isinstance(defaults[name], bool):
+                raise ConfigArgError(f"config argument {name!r} needs a value: {name}=...")
+            out[name] = True
+        else:
+            out[name] = _convert(name, value.strip(), defaults[name])
+    return ml_collections.ConfigDict(out)

@@ -1,0 +1,104 @@
+"""Run outputs: the JSONL metrics writer, progress with rate/ETA, and the NaN guard (STYLE 2.10)."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def to_jsonable(value):
+    """Converts numpy/jax scalars and arrays (and nested containers) into JSON-ready values."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        arr = np.asarray(value)
+        return arr.item() if arr.ndim == 0 else arr.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no inf/nan; keep them readable
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class MetricsWriter:
+    """Appends one JSON object per logged step to ``workdir/metrics.jsonl``.
+
+    On resume, pass ``resume_step``: lines with ``step > resume_step`` (logged after the
+    checkpoint that is being resumed from) are dropped so the file reads as one clean run.
+    """
+
+    def __init__(self, workdir: str | pathlib.Path, *, resume_step: int | None = None):
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            self.path.write_text("")
+        elif self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self.last: dict | None = None
+
+    def write(self, step: int, **values) -> dict:
+        """Writes ``{"step": step, **values}`` as one line and returns it."""
+        record = {"step": int(step), **to_jsonable(values)}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.last = record
+        return record
+
+
+def read_metrics(workdir: str | pathlib.Path) -> list[dict]:
+    """Reads ``workdir/metrics.jsonl`` back as a list of dicts."""
+    path = pathlib.Path(workdir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Progress:
+    """Prints ``name: step/total, rate, ETA`` to stderr at most every ``min_interval`` seconds."""
+
+    def __init__(self, name: str, total: int, *, unit: str = "step", min_interval: float = 5.0):
+        self.name, self.total, self.unit = name, int(total), unit
+        self.min_interval = min_interval
+        self.start = time.perf_counter()
+        self.start_count = None
+        self.last_print = -math.inf
+
+    def update(self, count: int, extra: str = "", *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if self.start_count is None:
+            self.start_count, self.start = count, now
+        if not force and now - self.last_print < self.min_interval:
+            return
+        self.last_print = now
+        done = count - self.start_count
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - count) / rate if rate > 0 else math.inf
+        eta_txt = f"{eta:.0f}s" if math.isfinite(eta) else "?"
+        msg = f"[{self.name}] {count}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s, ETA {eta_txt}"
+        print(msg + (f", {extra}" if extra else ""), file=sys.stderr, flush=True)
+
+
+def check_finite(step: int, values: Mapping, writer: MetricsWriter | None = None) -> None:
+    """NaN guard: raises FloatingPointError naming the step if any value is not finite.
+
+    The offending metrics are written first so the last line of metrics.jsonl shows them.
+    """
+    bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+    if bad:
+        if writer is not None:
+            writer.write(step, **values)
+        raise FloatingPointError(f"non-finite {', '.join(bad)} at step {step}")

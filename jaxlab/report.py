@@ -1,0 +1,133 @@
+"""The results protocol every experiment runner returns, and REPORT.md generation.
+
+A runner's ``run(config, workdir)`` returns a JSON-ready dict::
+
+    {
+      "summary": "One paragraph: what was run, at which size.",
+      "figures": {"heldout_bits_per_byte": 2.31, ...},       # named measured numbers
+      "claims": [claim(...), ...],                            # checked against the source
+      "tables": {"Iterations to converge": markdown_table(...)},
+      "plots": ["loss.png", ...],                             # PNG files in the workdir
+      "notes": ["Where the reproduction disagrees, and why we think so."],
+    }
+
+``jaxlab run`` writes it to ``results.json``; ``jaxlab reproduce`` gathers every experiment's
+results into one REPORT.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from collections.abc import Sequence
+
+
+def claim(
+    name: str,
+    *,
+    source: str,
+    expected: str,
+    measured,
+    tolerance: str,
+    agree: bool | None,
+) -> dict:
+    """Builds one checked claim.
+
+    Args:
+      name: Short name of the quantity, e.g. ``"NTK-aware base for d=128, k=8"``.
+      source: Where the claim comes from (post URL, paper, spec section).
+      expected: The claimed value or behaviour, as text (``"82,684.6"``, ``"< unigram entropy"``).
+      measured: What this run measured (number or text).
+      tolerance: The tolerance the config declares, as text (``"rel 1e-6"``).
+      agree: True/False when checked; None when only reported (e.g. a GPU-only figure).
+
+    Returns:
+      A JSON-ready dict.
+    """
+    if isinstance(measured, float) and not math.isfinite(measured):
+        measured = str(measured)
+    return dict(
+        name=name,
+        source=source,
+        expected=expected,
+        measured=measured,
+        tolerance=tolerance,
+        agree=None if agree is None else bool(agree),
+    )
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0 or 1e-3 <= abs(value) < 1e5:
+            return f"{value:.4g}"
+        return f"{value:.3e}"
+    return str(value)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """Formats a Markdown table; floats get 4 significant digits."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def verdict(agree: bool | None) -> str:
+    return {True: "agree", False: "**disagree**", None: "reported"}[agree]
+
+
+def experiment_section(name: str, description: str, results: dict, run_dir: str) -> str:
+    """Renders one experiment's results as a REPORT.md section; plot paths relative to the report."""
+    out = [f"## {name}", "", f"*{description}*", ""]
+    if results.get("error"):
+        out += [f"**FAILED**: `{results['error']}`", ""]
+        return "\n".join(out)
+    if results.get("summary"):
+        out += [results["summary"], ""]
+    if results.get("wall_time_s") is not None:
+        out += [f"Run directory `{run_dir}`, wall time {results['wall_time_s']:.1f} s.", ""]
+    claims = results.get("claims", [])
+    if claims:
+        rows = [
+            [c["name"], c["source"], c["expected"], c["measured"], c["tolerance"], verdict(c["agree"])]
+            for c in claims
+        ]
+        header = ["claim", "source", "expected", "measured", "tolerance", "verdict"]
+        out += [markdown_table(header, rows), ""]
+    figures = results.get("figures", {})
+    if figures:
+        out += ["<details><summary>All measured figures</summary>", ""]
+        out += [markdown_table(["figure", "value"], sorted(figures.items())), "", "</details>", ""]
+    for title, table in results.get("tables", {}).items():
+        out += [f"### {title}", "", table, ""]
+    for plot in results.get("plots", []):
+        out += [f"![{plot}]({run_dir}/{plot})", ""]
+    notes = results.get("notes", [])
+    if notes:
+        out += ["**Notes.**", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+def write_report(
+    path: str | pathlib.Path, sections: Sequence[tuple[str, str, dict, pathlib.Path]], header: str
+) -> pathlib.Path:
+    """Writes REPORT.md atomically from ``(name, description, results, run_dir)`` tuples."""
+    path = pathlib.Path(path)
+    rows = []
+    for name, _, results, _ in sections:
+        claims = results.get("claims", [])
+        n_agree = sum(c["agree"] is True for c in claims)
+        n_dis = sum(c["agree"] is False for c in claims)
+        status = "FAILED" if results.get("error") else f"{n_agree} agree, {n_dis} disagree"
+        rows.append([f"[{name}](#{name.replace('_', '_')})", status])
+    parts = [header, "", markdown_table(["experiment", "claims"], rows), ""]
+    for name, description, results, run_dir in sections:
+        rel = os.path.relpath(run_dir, path.parent)
+        parts.append(experiment_section(name, description, results, rel))
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(parts))
+    tmp.replace(path)
+    return path
