@@ -102,3 +102,36 @@ def check_finite(step: int, values: Mapping, writer: MetricsWriter | None = None
         if writer is not None:
             writer.write(step, **values)
         raise FloatingPointError(f"non-finite {', '.join(bad)} at step {step}")
+
+
+def machine_info() -> dict:
+    """jax/jaxlib versions, backend, device kind and count, CPU count, Python version, git commit."""
+    import os
+    import platform
+    import subprocess
+
+    import jax
+    import jaxlib
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=pathlib.Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    devices = jax.devices()
+    return dict(
+        jax=jax.__version__,
+        jaxlib=jaxlib.__version__,
+        backend=jax.default_backend(),
+        device_kind=devices[0].device_kind,
+        device_count=len(devices),
+        cpu_count=os.cpu_count(),
+        python=platform.python_version(),
+        platform=platform.platform(),
+        git_commit=commit or "unknown",
+    )
