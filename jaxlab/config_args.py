@@ -9,7 +9,15 @@ from __future__ import annotations
 import ml_collections
 
 
-class ConfigArgError(ValueError):
+class UsageError(ValueError):
+    """Bad command-line input. The CLI prints ``jaxlab: error: <message>`` (one line) and exits 2.
+
+    Tool subcommands (``jaxlab tokenizer ...``, ``jaxlab abc ...``) raise it for bad arguments,
+    missing or unreadable files, and values out of range.
+    """
+
+
+class ConfigArgError(UsageError):
     """Raised for a malformed or unknown config argument."""
 
 
