@@ -8,8 +8,18 @@ Letters used in jaxtyping strings and in local tensor suffixes (``q_BLHK``):
 
 from jax import Array
 from jax.typing import ArrayLike
-from jaxtyping import Bool, Float, Int, PRNGKeyArray, Shaped
+from jaxtyping import Bool, Float, Int, Integer, PRNGKeyArray, Shaped
 
-__all__ = ["Array", "ArrayLike", "Bool", "Float", "Int", "PRNGKeyArray", "Shaped", "Scalar"]
+__all__ = [
+    "Array",
+    "ArrayLike",
+    "Bool",
+    "Float",
+    "Int",
+    "Integer",
+    "PRNGKeyArray",
+    "Shaped",
+    "Scalar",
+]
 
 Scalar = Float[Array, ""]

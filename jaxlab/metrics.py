@@ -78,8 +78,10 @@ class Progress:
 
     def update(self, count: int, extra: str = "", *, force: bool = False) -> None:
         now = time.perf_counter()
-        if self.start_count is None:
-            self.start_count, self.start = count, now
+        if self.start_count is None:  # the first call (after compile) sets the baseline
+            self.start_count, self.start, self.last_print = count, now, now
+            if not force:
+                return
         if not force and now - self.last_print < self.min_interval:
             return
         self.last_print = now

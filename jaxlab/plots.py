@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, size: tuple[float, float] = (5.0, 3.6)):
     """Returns ``(fig, axes)`` with a consistent size per panel."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
     return fig, axes if axes.size > 1 else axes[0, 0]
 
 

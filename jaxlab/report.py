@@ -92,7 +92,14 @@ def experiment_section(name: str, description: str, results: dict, run_dir: str)
     claims = results.get("claims", [])
     if claims:
         rows = [
-            [c["name"], c["source"], c["expected"], c["measured"], c["tolerance"], verdict(c["agree"])]
+            [
+                c["name"],
+                c["source"],
+                c["expected"],
+                c["measured"],
+                c["tolerance"],
+                verdict(c["agree"]),
+            ]
             for c in claims
         ]
         header = ["claim", "source", "expected", "measured", "tolerance", "verdict"]

@@ -1,0 +1,258 @@
+"""Loading configs, applying overrides, running experiments into workdirs, and ``reproduce``.
+
+The run protocol: ``workdir/config.json`` is written first (resolved config + machine); the
+runner writes ``metrics.jsonl``, plots and ``ckpt/``; ``results.json`` is written last, atomically,
+and marks the run as finished. A workdir holding a finished run of another config is refused.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import importlib.util
+import json
+import pathlib
+import shutil
+import sys
+import time
+import traceback
+
+import ml_collections
+
+from jaxlab import metrics, report
+from jaxlab.config_args import UsageError
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+def _runners():
+    from jaxlab.experiments import RUNNERS  # imported lazily: `jaxlab --help` stays fast
+
+    return RUNNERS
+
+
+def resolve_config_path(name: str) -> pathlib.Path:
+    """``configs/x.py`` or a bare experiment name ``x`` → an existing config file."""
+    path = pathlib.Path(name)
+    if path.suffix == ".py":
+        if path.is_file():
+            return path
+        if (REPO_ROOT / path).is_file():
+            return REPO_ROOT / path
+    elif (CONFIG_DIR / f"{name}.py").is_file():
+        return CONFIG_DIR / f"{name}.py"
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.py")))
+    raise UsageError(f"config file not found: {name!r} (known configs: {known})")
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads ``"configs/x.py:quick,seed=1"`` (or ``"x:quick"``) and checks its experiment.
+
+    Raises:
+      UsageError: missing file, no ``get_config``, bad argument, unknown experiment.
+    """
+    name, _, arg = spec.partition(":")
+    path = resolve_config_path(name)
+    module_spec = importlib.util.spec_from_file_location(f"jaxlab_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise UsageError(f"config file {path} does not parse: {e.msg} (line {e.lineno})") from None
+    if not hasattr(module, "get_config"):
+        raise UsageError(f"config file {path} defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    experiment = config.get("experiment")
+    if experiment not in _runners():
+        known = ", ".join(sorted(_runners()))
+        raise UsageError(f"config {path} names unknown experiment {experiment!r} (known: {known})")
+    config.lock()
+    return config
+
+
+def _parse_value(key: str, text: str, current):
+    if isinstance(current, bool):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise UsageError(f"--config.{key}: expected true/false, got {text!r}")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise UsageError(f"--config.{key}: expected an integer, got {text!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise UsageError(f"--config.{key}: expected a number, got {text!r}") from None
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if current is None:
+            return text
+        raise UsageError(
+            f"--config.{key}: expected a {type(current).__name__} literal, got {text!r}"
+        ) from None
+    if current is not None and not isinstance(value, type(current)):
+        if isinstance(current, tuple | list) and isinstance(value, tuple | list):
+            return type(current)(value)
+        raise UsageError(f"--config.{key}: expected a {type(current).__name__}, got {text!r}")
+    return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+    """Applies ``--config.a.b=value`` items in place; unknown keys and wrong types are errors."""
+    for item in overrides:
+        if not item.startswith("--config.") or "=" not in item:
+            raise UsageError(f"bad override {item!r}: expected --config.KEY=VALUE")
+        key, _, text = item[len("--config.") :].partition("=")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                raise UsageError(f"unknown config key {key!r}")
+            node = node[part]
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise UsageError(f"unknown config key {key!r}")
+        if isinstance(node[leaf], ml_collections.ConfigDict):
+            raise UsageError(f"config key {key!r} is a group; set one of its fields")
+        value = _parse_value(key, text, node[leaf])
+        with node.unlocked():
+            node[leaf] = value
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += _diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.append(prefix + k)
+    return keys
+
+
+def _check_workdir(workdir: pathlib.Path, resolved: dict):
+    """Returns stored results if ``workdir`` already holds this finished run, else None."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"workdir {workdir} is not writable: {e.strerror or e}") from None
+    config_file, results_file = workdir / "config.json", workdir / "results.json"
+    if not config_file.exists():
+        if results_file.exists():
+            raise UsageError(f"workdir {workdir} holds results.json without config.json")
+        return None
+    try:
+        stored = json.loads(config_file.read_text())["config"]
+    except (ValueError, KeyError):
+        raise UsageError(f"workdir {workdir} has an unreadable config.json") from None
+    differs = _diff_keys(stored, resolved)
+    if differs:
+        state = "finished" if results_file.exists() else "unfinished"
+        shown = ", ".join(differs[:5]) + (" ..." if len(differs) > 5 else "")
+        raise UsageError(
+            f"workdir {workdir} holds a {state} run of a different config (differs in {shown})"
+        )
+    if results_file.exists():
+        return json.loads(results_file.read_text())
+    return None
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Runs ``RUNNERS[config.experiment]`` in ``workdir`` following the run protocol.
+
+    A finished run of the same config is not repeated: its stored results are returned.
+    An unfinished one is resumed (runners with checkpoints pick up ``workdir/ckpt``).
+    """
+    workdir = pathlib.Path(workdir)
+    resolved = config_to_json(config)
+    stored = _check_workdir(workdir, resolved)
+    if stored is not None:
+        print(f"[{config.experiment}] {workdir} already holds this finished run", file=sys.stderr)
+        return stored
+    info = {"config": resolved, "machine": metrics.machine_info()}
+    info["started"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    (workdir / "config.json").write_text(json.dumps(info, indent=2))
+    start = time.perf_counter()
+    results = _runners()[config.experiment](config, workdir)
+    results = metrics.to_jsonable(dict(results))
+    results["wall_time_s"] = time.perf_counter() - start
+    missing = [p for p in results.get("plots", []) if not (workdir / p).is_file()]
+    if missing:
+        raise RuntimeError(f"runner {config.experiment} listed plots it did not write: {missing}")
+    if not (workdir / "metrics.jsonl").is_file():
+        raise RuntimeError(f"runner {config.experiment} wrote no metrics.jsonl")
+    tmp = workdir / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(workdir / "results.json")
+    return results
+
+
+def reproduce(mode: str, only: list[str] | None, out: str | pathlib.Path) -> int:
+    """Runs every registered experiment (``:quick`` or full) and writes ``out/REPORT.md``.
+
+    Returns the exit code: 0 when every experiment ran (claims may still disagree), 1 otherwise.
+    """
+    runners = _runners()
+    names = list(runners) if not only else only
+    unknown = [n for n in names if n not in runners]
+    if unknown:
+        known = ", ".join(runners)
+        raise UsageError(f"--only: unknown experiment(s) {', '.join(unknown)} (known: {known})")
+    out = pathlib.Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out} is not writable: {e.strerror or e}") from None
+    arg = ":quick" if mode == "quick" else ""
+    configs = {name: load_config(f"{name}{arg}") for name in names}  # fail fast on bad configs
+    sections, failed = [], []
+    total_start = time.perf_counter()
+    for i, name in enumerate(names):
+        workdir = out / mode / name
+        print(f"[reproduce] {i + 1}/{len(names)} {name} -> {workdir}", file=sys.stderr, flush=True)
+        try:
+            results = run_experiment(configs[name], workdir)
+        except UsageError:  # a stale run of an older config: reproduce owns this folder
+            shutil.rmtree(workdir)
+            results = run_experiment(configs[name], workdir)
+        except Exception as e:  # noqa: BLE001 - one failing experiment must not hide the rest
+            traceback.print_exc()
+            results = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
+            failed.append(name)
+        from jaxlab.experiments import describe
+
+        sections.append((name, describe(name), results, workdir))
+    machine = metrics.machine_info()
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes")
+    header = "\n".join(
+        [
+            f"# jaxlab reproduction report ({mode})",
+            "",
+            f"Generated {when} by `jaxlab reproduce --{mode}` in "
+            f"{time.perf_counter() - total_start:.0f} s.",
+            "Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()) + ".",
+            "",
+            "Each section lists the claims checked against their source, the measured figure, the "
+            "tolerance the experiment's config declares, and the verdict. *reported* means measured "
+            "but not checked (e.g. a GPU-only figure). Disagreements are kept, not tuned away.",
+        ]
+    )
+    path = report.write_report(out / "REPORT.md", sections, header)
+    print(f"[reproduce] wrote {path}", file=sys.stderr)
+    if failed:
+        print(f"[reproduce] FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,91 @@
+"""The ``jaxlab`` command: list, run, reproduce, and the tool subcommands.
+
+  jaxlab list
+  jaxlab run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
+  jaxlab reproduce [--quick|--full] [--only NAME,...] [--out DIR]
+  jaxlab abc N [N ...]
+  jaxlab tokenizer train|encode|sample ...
+
+Every usage error is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jaxlab.config_args import UsageError
+
+# Tool subcommands: module with cli(argv) -> int. Plain dict so call sites are greppable.
+TOOLS = {"abc": "jaxlab.ab_plus_c_cli", "tokenizer": "jaxlab.tokenizer_cli"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list registered experiments")
+    run = sub.add_parser("run", help="run one experiment config")
+    run.add_argument("config", help="configs/NAME.py[:ARG] or NAME[:ARG]")
+    run.add_argument("--workdir", help="run directory (default: runs/NAME[-ARG])")
+    rep = sub.add_parser("reproduce", help="run every experiment and write REPORT.md")
+    mode = rep.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full")
+    rep.add_argument("--only", help="comma-separated experiment names")
+    rep.add_argument("--out", default="runs/reproduce", help="output directory for REPORT.md")
+    for tool in TOOLS:
+        sub.add_parser(tool, help=f"the {tool} tool (see `jaxlab {tool} --help`)", add_help=False)
+    return parser
+
+
+def _main(argv: list[str]) -> int:
+    if argv and argv[0] in TOOLS:
+        return importlib.import_module(TOOLS[argv[0]]).cli(argv[1:])
+    overrides = [a for a in argv if a.startswith("--config.")]
+    args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    from jaxlab import launch
+
+    if overrides and args.command != "run":
+        raise UsageError("--config.KEY=VALUE overrides only apply to `jaxlab run`")
+    if args.command == "list":
+        from jaxlab.experiments import RUNNERS, describe
+
+        for name in RUNNERS:
+            print(f"{name:22s} {describe(name)}")
+        return 0
+    if args.command == "run":
+        config = launch.load_config(args.config)
+        launch.apply_overrides(config, overrides)
+        default = "runs/" + args.config.replace(".py", "").split("/")[-1].replace(":", "-")
+        results = launch.run_experiment(config, args.workdir or default)
+        for c in results.get("claims", []):
+            print(
+                f"{launch.report.verdict(c['agree']):>12s}  {c['name']}: measured {c['measured']}"
+            )
+        return 0
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    return launch.reproduce(args.mode or "quick", only, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        print(f"jaxlab: error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("jaxlab: interrupted (checkpointed runs resume on the next run)", file=sys.stderr)
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()
