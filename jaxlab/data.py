@@ -1,4 +1,4 @@
-"""Byte-level text data: the embedded default corpus, a held-out split by file, deterministic batches.
+"""Byte-level text data: the default corpus, a held-out split by file, deterministic batches.
 
 The default corpus is the Python standard library source of the running interpreter (``*.py``
 files under ``sysconfig.get_paths()["stdlib"]``, ``site-packages`` excluded), read as raw bytes:

@@ -246,9 +246,10 @@ def reproduce(mode: str, only: list[str] | None, out: str | pathlib.Path) -> int
             f"{time.perf_counter() - total_start:.0f} s.",
             "Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()) + ".",
             "",
-            "Each section lists the claims checked against their source, the measured figure, the "
-            "tolerance the experiment's config declares, and the verdict. *reported* means measured "
-            "but not checked (e.g. a GPU-only figure). Disagreements are kept, not tuned away.",
+            "Each section lists the claims checked against their source, the measured figure, "
+            "the tolerance the experiment's config declares, and the verdict. *reported* means "
+            "measured but not checked (e.g. a GPU-only figure). Disagreements are kept, not "
+            "tuned away.",
         ]
     )
     path = report.write_report(out / "REPORT.md", sections, header)

@@ -90,7 +90,8 @@ class Progress:
         rate = done / elapsed
         eta = (self.total - count) / rate if rate > 0 else math.inf
         eta_txt = f"{eta:.0f}s" if math.isfinite(eta) else "?"
-        msg = f"[{self.name}] {count}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s, ETA {eta_txt}"
+        msg = f"[{self.name}] {count}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s"
+        msg += f", ETA {eta_txt}"
         print(msg + (f", {extra}" if extra else ""), file=sys.stderr, flush=True)
 
 
@@ -107,7 +108,7 @@ def check_finite(step: int, values: Mapping, writer: MetricsWriter | None = None
 
 
 def machine_info() -> dict:
-    """jax/jaxlib versions, backend, device kind and count, CPU count, Python version, git commit."""
+    """jax/jaxlib versions, backend, device kind and count, CPUs, Python version, git commit."""
     import os
     import platform
     import subprocess

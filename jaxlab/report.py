@@ -80,7 +80,7 @@ def verdict(agree: bool | None) -> str:
 
 
 def experiment_section(name: str, description: str, results: dict, run_dir: str) -> str:
-    """Renders one experiment's results as a REPORT.md section; plot paths relative to the report."""
+    """Renders one experiment's results as a REPORT.md section (plot paths relative)."""
     out = [f"## {name}", "", f"*{description}*", ""]
     if results.get("error"):
         out += [f"**FAILED**: `{results['error']}`", ""]

@@ -99,7 +99,7 @@ def init_state(model_cfg: LMConfig, train_cfg: TrainConfig, key: jax.Array, mesh
 
 
 def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
-    """The jitted step ``(state, batch_BL1) -> (state, {"loss", "grad_norm"})``; donates ``state``."""
+    """The jitted step ``(state, batch_BL1) -> (state, stats)``; donates ``state``."""
     loss_fn = LOSSES[train_cfg.loss]
     batch_sharding = sharding.batch_sharding(mesh)
 

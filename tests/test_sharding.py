@@ -1,4 +1,4 @@
-"""The data mesh: sharded train step equals unsharded on 4 simulated devices; uneven batches fail."""
+"""Data mesh: the sharded train step equals the unsharded one on 4 devices; uneven batches fail."""
 
 import jax
 import numpy as np

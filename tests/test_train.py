@@ -57,7 +57,9 @@ def test_resume_reproduces_uninterrupted_run(corpus, tmp_path):
     for x, y in zip(a, b, strict=True):
         assert x == pytest.approx(y, rel=1e-6), (x, y)
     for p, q in zip(
-        jax.tree.leaves(nnx.state(full.model)), jax.tree.leaves(nnx.state(resumed.model))
+        jax.tree.leaves(nnx.state(full.model)),
+        jax.tree.leaves(nnx.state(resumed.model)),
+        strict=True,
     ):
         np.testing.assert_allclose(np.asarray(p), np.asarray(q), rtol=1e-6, atol=1e-7)
 
