@@ -183,6 +183,13 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | pathlib.Pat
     if stored is not None:
         print(f"[{config.experiment}] {workdir} already holds this finished run", file=sys.stderr)
         return stored
+    import jax
+
+    if jax.process_index() != 0:  # multi-host: every process computes, only process 0 writes
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            return _runners()[config.experiment](config, pathlib.Path(scratch))
     info = {"config": resolved, "machine": metrics.machine_info()}
     info["started"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     (workdir / "config.json").write_text(json.dumps(info, indent=2))

@@ -33,12 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one experiment config")
     run.add_argument("config", help="configs/NAME.py[:ARG] or NAME[:ARG]")
     run.add_argument("--workdir", help="run directory (default: runs/NAME[-ARG])")
+    run.add_argument(
+        "--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)"
+    )
     rep = sub.add_parser("reproduce", help="run every experiment and write REPORT.md")
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick")
     mode.add_argument("--full", dest="mode", action="store_const", const="full")
     rep.add_argument("--only", help="comma-separated experiment names")
     rep.add_argument("--out", default="runs/reproduce", help="output directory for REPORT.md")
+    rep.add_argument(
+        "--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)"
+    )
     for tool in TOOLS:
         sub.add_parser(tool, help=f"the {tool} tool (see `jaxlab {tool} --help`)", add_help=False)
     return parser
@@ -51,6 +57,10 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
     from jaxlab import launch
 
+    if getattr(args, "distributed", False):
+        import jax
+
+        jax.distributed.initialize()  # only on request (STYLE 2.8); process 0 writes files
     if overrides and args.command != "run":
         raise UsageError("--config.KEY=VALUE overrides only apply to `jaxlab run`")
     if args.command == "list":
