@@ -5,6 +5,8 @@ Its config lives in ``configs/<name>.py``. Add an experiment by writing both fil
 one line here.
 """
 
+import sys
+
 from jaxlab.experiments import lm_baseline
 
 RUNNERS = {
@@ -13,9 +15,6 @@ RUNNERS = {
 
 
 def describe(name: str) -> str:
-    """The first docstring line of the runner module for ``name``."""
-    doc = RUNNERS[name].__module__
-    import sys
-
-    module = sys.modules[doc]
-    return (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+    """The first docstring line of the runner module for ``name`` (shown by ``jaxlab list``)."""
+    doc = sys.modules[RUNNERS[name].__module__].__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
