@@ -1,0 +1,66 @@
+"""``jaxlab abc N [N ...]``: print the exact minimiser of a + b + c with N = ab + c for each N."""
+
+import argparse
+import decimal
+
+from jaxlab import ab_plus_c
+from jaxlab.config_args import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def parse_n(text: str) -> int:
+    """Parses a non-negative integer: ``130``, ``1_000_000`` or an integral ``1e40`` (exactly).
+
+    Raises:
+      UsageError: for anything that is not a non-negative integer.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            dec = decimal.Decimal(text.replace("_", ""))
+        except decimal.InvalidOperation:
+            raise UsageError(f"N: expected a non-negative integer, got {text!r}") from None
+        if not dec.is_finite() or dec != dec.to_integral_value():
+            raise UsageError(f"N: expected a non-negative integer, got {text!r}") from None
+        with decimal.localcontext() as ctx:
+            ctx.prec = max(len(text), 28) + abs(dec.as_tuple().exponent)
+            value = int(dec)
+    if value < 0:
+        raise UsageError(f"N: expected a non-negative integer, got {text!r}")
+    return value
+
+
+def cli(argv: list[str]) -> int:
+    """Runs ``jaxlab abc``; one line ``N=... a=... b=... c=... a+b+c=...`` per N.
+
+    Args:
+      argv: The arguments after ``abc``.
+
+    Returns:
+      0 on success.
+
+    Raises:
+      UsageError: for a missing, negative or non-integer N.
+    """
+    parser = _Parser(
+        prog="jaxlab abc",
+        description="Exact minimiser of a + b + c over non-negative integers with N = ab + c "
+        "(Algorithm C, O(N^{1/4}) integer steps, any size of N).",
+    )
+    parser.add_argument("N", nargs="+", help="non-negative integers, e.g. 130 or 1e40")
+    parser.add_argument(
+        "--stats", action="store_true", help="also print the iteration count and ceil(2 sqrt N)"
+    )
+    args = parser.parse_args(argv)
+    for n in [parse_n(t) for t in args.N]:
+        r = ab_plus_c.min_abc(n, return_stats=True)
+        line = f"N={n} a={r.a} b={r.b} c={r.c} a+b+c={r.s}"
+        if args.stats:
+            line += f" iterations={r.iterations} ceil(2sqrtN)={ab_plus_c.lower_bound(n)}"
+        print(line)
+    return 0
