@@ -33,7 +33,9 @@ class LMConfig:
     position: str = "rope"  # "none" | "rope"
     rope_theta: float = 10_000.0  # RoPE base
     rope_scaling: tuple[tuple[str, Any], ...] = ()  # HF-style rope_scaling items; () = plain
-    attention_scale: str = "inverse_sqrt"  # "inverse_sqrt" | "logn"
+    attention_scale: str = "inverse_sqrt"  # "inverse_sqrt" | "logn" | "logn_posthoc"
+    rerope_window: int = 0  # ReRoPE window w (0: off); relative positions >= w are clipped
+    rerope_leaky_k: float = 0.0  # Leaky ReRoPE stretch k (0: plain ReRoPE)
     train_len: int = 128  # L_train: the log-n rule and context-extension scalings refer to it
     dtype: str = "float32"  # activation dtype; parameters stay float32
 

@@ -1,0 +1,162 @@
+"""Tests for jaxlab.attention: naive reference, scale rules, ReRoPE wiring, KV-cache decode."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxlab import attention, rope
+from jaxlab.models import LMConfig
+
+L0 = 4  # training length: the sequences below run to 3·L0, so every extension kicks in
+LENGTH = 12
+BASE = LMConfig(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=L0, rope_theta=100.0)
+VARIANTS = {
+    "none": dict(position="none"),
+    "rope": {},
+    "linear": dict(rope_scaling=(("rope_type", "linear"), ("factor", 3.0))),
+    "ntk_mixed": dict(rope_scaling=(("rope_type", "ntk_mixed"), ("factor", 3.0), ("mix_b", 0.625))),
+    "yarn": dict(rope_scaling=(("rope_type", "yarn"), ("factor", 3.0))),
+    "rerope": dict(rerope_window=3),
+    "leaky": dict(rerope_window=3, rerope_leaky_k=4.0),
+    "logn": dict(attention_scale="logn"),
+    "logn_posthoc_rerope": dict(attention_scale="logn_posthoc", rerope_window=2),
+    "dynamic": dict(rope_scaling=(("rope_type", "dynamic"), ("factor", 2.0))),
+}
+
+
+def _setup(name, seed=0):
+    cfg = dataclasses.replace(BASE, **VARIANTS[name])
+    module = attention.CausalSelfAttention(cfg, rngs=nnx.Rngs(params=seed))
+    x = jnp.asarray(np.random.default_rng(seed).standard_normal((2, LENGTH, 16)), jnp.float32)
+    return cfg, module, x
+
+
+@jax.jit
+def _prefill(graphdef, state, x_BLD, positions_BL):
+    return nnx.merge(graphdef, state)(x_BLD, positions_BL)
+
+
+@jax.jit
+def _decode_all(graphdef, state, x_BLD):
+    """Feeds x one token at a time through ``decode``; returns every step's output."""
+    module = nnx.merge(graphdef, state)
+    cache = module.init_cache(x_BLD.shape[0], x_BLD.shape[1])
+
+    def step(cache, inputs):
+        x_B1D, pos = inputs
+        y_B1D, cache = module.decode(x_B1D, pos, cache)
+        return cache, y_B1D[:, 0]
+
+    xs = (jnp.swapaxes(x_BLD, 0, 1)[:, :, None], jnp.arange(x_BLD.shape[1], dtype=jnp.int32))
+    _, ys_LBD = jax.lax.scan(step, cache, xs)
+    return jnp.swapaxes(ys_LBD, 0, 1)
+
+
+def _positions(batch, length, offset=0):
+    return jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32) + offset, (batch, length))
+
+
+def test_matches_naive_reference():
+    """Plain RoPE attention equals a float64 NumPy softmax over complex-rotated q, k."""
+    cfg, module, x = _setup("rope")
+    out = module(x, _positions(2, LENGTH))
+    qkv = np.asarray(module.qkv(x), np.float64)  # [B, L, 3, H, K]
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    inv_freq = 1.0 / 100.0 ** (np.arange(0, 8, 2) / 8)
+    rot = np.exp(1j * np.arange(LENGTH)[:, None] * inv_freq)[None, :, None]  # [1, L, 1, 4]
+
+    def rotate(a):
+        z = (a[..., :4] + 1j * a[..., 4:]) * rot
+        return np.concatenate([z.real, z.imag], -1)
+
+    logits = np.einsum("bqhk,bshk->bhqs", rotate(q), rotate(k)) / np.sqrt(8)
+    logits = np.where(np.tril(np.ones((LENGTH, LENGTH), bool)), logits, -np.inf)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    y = np.einsum("bhqs,bshk->bqhk", w, v)
+    ref = np.einsum("bqhk,hkd->bqd", y, np.asarray(module.out.kernel[...], np.float64))
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_scale_rules():
+    pos = _positions(1, 64)
+    for rule, expected in (
+        ("inverse_sqrt", np.ones(64)),
+        ("logn", np.log(np.arange(1, 65)) / np.log(L0)),
+        ("logn_posthoc", np.maximum(1.0, np.log(np.arange(1, 65)) / np.log(L0))),
+    ):
+        cfg = dataclasses.replace(BASE, attention_scale=rule)
+        np.testing.assert_allclose(
+            attention.logit_scale(cfg, pos)[0], expected / np.sqrt(8), rtol=1e-6, atol=1e-7
+        )
+
+
+def test_yarn_magnitude_applied_once():
+    cfg, module, x = _setup("yarn")
+    plain_cfg = dataclasses.replace(
+        cfg, rope_scaling=(("rope_type", "ntk_by_parts"), ("factor", 3.0))
+    )
+    qkv = module.qkv(x)
+    pos = _positions(2, LENGTH)
+    yarn = attention.position_logits(cfg, qkv[:, :, 0], qkv[:, :, 1], pos)
+    parts = attention.position_logits(plain_cfg, qkv[:, :, 0], qkv[:, :, 1], pos)
+    m = rope.yarn_mscale(3.0)
+    np.testing.assert_allclose(yarn, parts * m**2, rtol=1e-5, atol=1e-5)
+    assert attention.describe(cfg)["rope"]["attention_factor_used"] == m
+
+
+def test_rerope_with_large_window_is_rope():
+    cfg, module, x = _setup("rope")
+    graphdef, state = nnx.split(module)
+    wide = dataclasses.replace(cfg, rerope_window=LENGTH)
+    wide_graphdef = nnx.graphdef(attention.CausalSelfAttention(wide, rngs=nnx.Rngs(0)))
+    pos = _positions(2, LENGTH, offset=5)
+    np.testing.assert_allclose(
+        _prefill(wide_graphdef, state, x, pos), _prefill(graphdef, state, x, pos), atol=1e-5
+    )
+    narrow = dataclasses.replace(cfg, rerope_window=2)
+    narrow_graphdef = nnx.graphdef(attention.CausalSelfAttention(narrow, rngs=nnx.Rngs(0)))
+    assert not np.allclose(
+        _prefill(narrow_graphdef, state, x, pos), _prefill(graphdef, state, x, pos), atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if n != "dynamic"])
+def test_decode_equals_prefill(name):
+    cfg, module, x = _setup(name)
+    graphdef, state = nnx.split(module)
+    prefill = _prefill(graphdef, state, x, _positions(2, LENGTH))
+    decoded = _decode_all(graphdef, state, x)
+    np.testing.assert_allclose(decoded, prefill, rtol=1e-5, atol=1e-5)
+
+
+def test_decode_dynamic_equals_prefix_prefill():
+    """Dynamic NTK re-rotates the pre-RoPE cache: step i equals the last row of a prefill of i+1."""
+    cfg, module, x = _setup("dynamic")
+    graphdef, state = nnx.split(module)
+    decoded = _decode_all(graphdef, state, x)
+    for i in (2, L0, LENGTH - 1):  # below, at and beyond L0
+        prefix = _prefill(graphdef, state, x[:, : i + 1], _positions(2, i + 1))
+        np.testing.assert_allclose(decoded[:, i], prefix[:, -1], rtol=1e-5, atol=1e-5)
+    full = _prefill(graphdef, state, x, _positions(2, LENGTH))
+    assert not np.allclose(decoded[:, L0], full[:, L0], atol=1e-4)  # the length matters
+
+
+def test_decode_compiles_once():
+    cfg, module, x = _setup("leaky")
+    graphdef, state = nnx.split(module)
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(state, x_B1D, pos, cache):
+        return nnx.merge(graphdef, state).decode(x_B1D, pos, cache)
+
+    cache = module.init_cache(2, LENGTH)
+    for i in range(4):
+        _, cache = step(state, x[:, i : i + 1], jnp.int32(i), cache)
