@@ -48,6 +48,7 @@ def get_config(arg=None):
         eval_windows=32 if q else 128,
         checkpoint_every=100 if q else 1_000,  # orbax checkpoints; runs resume from them
     )
+    c.num_devices = 1 if q else 0  # data-parallel devices (0 = all); quick runs on one CPU device
     c.final_eval_windows = 128 if q else 1_024  # held-out windows for the reported figures
     c.tolerance = dict(
         min_gap_bits=0.5,  # claim: held-out bits/byte <= unigram entropy - this

@@ -8,6 +8,13 @@ import zlib
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# 4 simulated devices share 2 cores with a second pytest worker: XLA's default 40 s collective
+# rendezvous timeout can abort the process under load, so give collectives 10 minutes.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_cpu_collective_timeout_seconds=600"
+    + " --xla_cpu_collective_call_terminate_timeout_seconds=600"
+).strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

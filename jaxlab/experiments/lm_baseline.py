@@ -7,7 +7,7 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from jaxlab import data, plots, report, train
+from jaxlab import data, plots, report, sharding, train
 from jaxlab.metrics import read_metrics
 from jaxlab.models import LMConfig
 
@@ -19,7 +19,10 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     if model_cfg.train_len != train_cfg.seq_len:
         raise ValueError("model.train_len must equal train.seq_len")
     corpus = data.load_corpus(data_cfg)
-    result = train.fit(model_cfg, train_cfg, corpus, workdir, seed=config.seed, name="lm_baseline")
+    mesh = sharding.data_mesh(config.num_devices or None)
+    result = train.fit(
+        model_cfg, train_cfg, corpus, workdir, seed=config.seed, mesh=mesh, name="lm_baseline"
+    )
 
     windows = data.eval_windows(corpus.heldout, config.final_eval_windows, train_cfg.seq_len + 1)
     ev = train.evaluate(result.model, windows)
