@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import timing
 
-from jaxlab import rope
+from jaxlab import rerope, rope
 
 
 def hf_style(x, positions, inv_freq):
@@ -83,12 +83,12 @@ def main():
             ])  # fmt: skip
     q, kk = (jnp.asarray(rng.standard_normal((length, k)), jnp.float32) for _ in range(2))
     plain = timing.time_fn(jax.jit(plain_logits), q, kk, positions, inv_freq)
-    rerope = timing.time_fn(
-        jax.jit(lambda q, k, f: rope.rerope_logits(q, k, inv_freq=f, window=length // 4)),
+    rerope_res = timing.time_fn(
+        jax.jit(lambda q, k, f: rerope.rerope_logits(q, k, inv_freq=f, window=length // 4)),
         q, kk, inv_freq,
     )  # fmt: skip
     causal = jnp.tril(jnp.ones((length, length), bool))
-    for name, res in (("plain RoPE logits", plain), ("ReRoPE logits (w=L/4)", rerope)):
+    for name, res in (("plain RoPE logits", plain), ("ReRoPE logits (w=L/4)", rerope_res)):
         diff = float(jnp.max(jnp.abs(jnp.where(causal, res["out"] - plain["out"], 0.0))))
         rows.append([
             f"logits [{length},{k}] float32", name, f"{res['compile_s']:.2f}",

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab import attention_scale, rope
+from jaxlab import attention_scale, rerope, rope
 from jaxlab.array_types import Array, Bool, Float, Int
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def position_logits(
         leaky_k = cfg.rerope_leaky_k or None
 
         def one(q_LK, k_LK, pos_L):
-            return rope.rerope_logits(
+            return rerope.rerope_logits(
                 q_LK, k_LK, inv_freq=inv_freq, window=cfg.rerope_window, leaky_k=leaky_k,
                 positions=pos_L, causal=False, attention_factor=factor,
             )  # fmt: skip
@@ -183,7 +183,7 @@ class CausalSelfAttention(nnx.Module):
         """One decoding step at ``position`` (0-based; slots ``0..position-1`` hold the prefix).
 
         Keys are cached before rotation; each step rotates key ``j`` by its offset to the query
-        (``rope.rerope_decode_logits``; a window of the cache length is plain RoPE). Dynamic
+        (``rerope.rerope_decode_logits``; a window of the cache length is plain RoPE). Dynamic
         scalings use the current length ``position + 1``, like a prefill of the prefix.
 
         Returns:
@@ -209,7 +209,7 @@ class CausalSelfAttention(nnx.Module):
             leaky_k = (cfg.rerope_leaky_k or None) if cfg.rerope_window > 0 else None
 
             def one(q_K, k_SK):
-                return rope.rerope_decode_logits(
+                return rerope.rerope_decode_logits(
                     q_K, k_SK, position, inv_freq=inv_freq, window=window, leaky_k=leaky_k,
                     key_positions=key_pos_S, attention_factor=factor,
                 )  # fmt: skip

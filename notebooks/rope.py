@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jaxlab import attention_scale, rope
+from jaxlab import attention_scale, rerope, rope
 
 # %% [markdown]
 # ## 1. RoPE's angles are the digits of the position
@@ -105,7 +105,7 @@ for ax, (title, kw) in zip(
     ],  # fmt: skip
     strict=True,
 ):
-    logits = rope.rerope_logits(q, q, inv_freq=inv_freq, **kw)
+    logits = rerope.rerope_logits(q, q, inv_freq=inv_freq, **kw)
     ax.imshow(np.where(np.isfinite(logits), logits, np.nan))
     ax.set_title(title)
 plt.show()

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from numerics import TOL
 
-from jaxlab import attention_scale, rope
+from jaxlab import attention_scale, rerope, rope
 
 FIXTURE = json.loads((pathlib.Path(__file__).parent / "fixtures" / "rope_hf.json").read_text())
 CASES = FIXTURE["cases"]
 K8 = 8.0
 # Tests jit the library at the top (STYLE 2.3); eager dispatch would compile every op.
-rerope_logits = jax.jit(rope.rerope_logits, static_argnames=("causal", "layout"))
-rerope_decode_logits = jax.jit(rope.rerope_decode_logits, static_argnames=("layout",))
+rerope_logits = jax.jit(rerope.rerope_logits, static_argnames=("causal", "layout"))
+rerope_decode_logits = jax.jit(rerope.rerope_decode_logits, static_argnames=("layout",))
 apply_rope = jax.jit(rope.apply_rope, static_argnames=("layout", "rotary_dim"))
 
 
