@@ -1,0 +1,28 @@
+"""Unigram tokenization (SentencePiece-compatible): Viterbi, exact sampling, n-best, training.
+
+Modules, by concept:
+
+* ``model``: :class:`UnigramModel` (pieces, float32 scores, piece types, whitespace flags) and
+  SentencePiece's identity normaliser, vectorised over a batch of lines.
+* ``spm``: read/write SentencePiece unigram ``.model`` files (hand-written protobuf reader).
+* ``lattice``: host-side lattice construction (reversed-piece trie, exact lookups).
+* ``decoding``: the JAX dynamic programs: Viterbi, log Z, entropy, FFBS / eager / one-pass
+  exact samplers, Su's biased v1 sampler, n-best.
+* ``encoder``: :class:`Tokenizer`, the batched host API (``encode``, ``tokenize``, ``decode``,
+  ``log_partition``, ``entropy``, ``nbest``).
+* ``reference``: pure-Python references (enumeration, reservoir, v1, 4e92759) for tests.
+* ``training``: unigram EM with pruning.
+* ``corpus``: the stdlib train/test split used by the benchmark and experiment.
+
+Example::
+
+    tok = Tokenizer(spm.from_sentencepiece("sp.model"))
+    ids = tok.encode(["def f(x):"])                                   # = sp.encode
+    sample = tok.encode(["def f(x):"], alpha=0.1, key=jax.random.key(0))
+"""
+
+from jaxlab.tokenizer import spm
+from jaxlab.tokenizer.encoder import Tokenizer
+from jaxlab.tokenizer.model import UnigramModel, from_pieces
+
+__all__ = ["Tokenizer", "UnigramModel", "from_pieces", "spm"]

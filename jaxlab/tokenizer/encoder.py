@@ -1,0 +1,311 @@
+"""Host API: batch encode / sample / decode with a unigram model (SentencePiece-compatible).
+
+``Tokenizer(model)`` builds the lattice tables once; ``encode(texts, alpha=..., key=...)``
+normalises the lines as SentencePiece does, finds the lattice on the host (NumPy, vectorised),
+lays whole lines end to end into ``R`` rows of a padded ``[R, C, M]`` array (``R`` and ``C``
+bucketed, so a few shapes cover every batch), runs the DP for all rows in one jitted call, and
+maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte fallback).
+
+``alpha < 0`` is Viterbi (BytePiece's convention); ``alpha >= 0`` samples from
+P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab.tokenizer import decoding
+from jaxlab.tokenizer import lattice as lat
+from jaxlab.tokenizer.model import (
+    BYTE,
+    CONTROL,
+    SPACE_SYMBOL,
+    UNKNOWN,
+    UnigramModel,
+    line_offsets,
+    normalize,
+    to_codepoints,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A batch of normalised lines laid out for the device DP (host arrays)."""
+
+    cps: np.ndarray  # uint32 [N] normalised code points
+    lengths: np.ndarray  # int64 [B] normalised line lengths
+    cell: np.ndarray  # int64 [N] flat cell index row * C + col of every symbol
+    ids: np.ndarray  # int [R, C, M] lattice piece ids
+    starts: np.ndarray  # bool [R, C] line (and padding) starts
+    lines: np.ndarray  # int32 [R, C] line index of every cell
+    offsets: np.ndarray  # int32 [R, C] offset within the line
+    last_cell: np.ndarray  # int64 [B] cell of each line's last symbol (-1 if empty)
+
+
+def _bucket(n: int, minimum: int = 16, steps: int = 1) -> int:
+    """Rounds n up to a power of two, or to one of ``steps`` values per octave."""
+    top = 1 << int(np.ceil(np.log2(max(n, 1))))
+    grain = max(1, top // (2 * steps)) if steps > 1 else top
+    return max(minimum, -(-n // grain) * grain)
+
+
+TRACES = {"count": 0}  # incremented each time _forward is traced (compile-count tests)
+
+
+def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
+    """The one jitted device function: lattice scores -> piece-end ids per cell (or values)."""
+    TRACES["count"] += 1
+    vm = lambda f, n: jax.vmap(f, in_axes=(0,) * n)
+    if method == "viterbi":
+        _, k, ends = vm(lambda a, b: decoding.viterbi(a, b, edge_scores), 2)(ids, starts)
+    elif method == "log_partition":
+        return vm(lambda a, b: decoding.log_partition(a, b, alpha, edge_scores), 2)(ids, starts)
+    elif method == "entropy":
+        return vm(lambda a, b: decoding.entropy(a, b, alpha, edge_scores), 2)(ids, starts)
+    else:
+        f = lambda a, b, c, d: decoding.sample(a, b, c, d, alpha, method, edge_scores, key=key)
+        k, ends = vm(f, 4)(ids, starts, lines, offsets)
+    piece = jnp.take_along_axis(ids, k[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return jnp.where(ends, piece.astype(jnp.int32), -1)
+
+
+# The jit boundary of the host API; shared by all tokenizers (shapes are bucketed).
+DEVICE_FN = jax.jit(_forward, static_argnames=("method",))
+
+
+def _nbest(edge_scores, ids, num):
+    s = edge_scores[ids.astype(jnp.int32)]
+    return jax.vmap(lambda x: decoding.nbest(x, num))(s)
+
+
+NBEST_FN = jax.jit(_nbest, static_argnames=("num",))
+
+
+class Tokenizer:
+    """Batch unigram tokenizer over a :class:`UnigramModel` (host object, jitted device DP).
+
+    Args:
+      model: The vocabulary (e.g. ``spm.from_sentencepiece(path)``).
+      target_row_len: Rows hold about this many symbols; more rows = wider DP steps.
+      table_bits: Hash-table size override (tests force collisions with a tiny table).
+      score_table_size: Pad the device score table to this length (fixed shapes across the
+        shrinking vocabularies of training); default: the next power of two.
+    """
+
+    def __init__(
+        self,
+        model: UnigramModel,
+        *,
+        target_row_len: int = 1024,
+        table_bits: int | None = None,
+        score_table_size: int | None = None,
+    ):
+        self.model = model
+        self.tables = lat.build_tables(model, table_bits=table_bits)
+        self.target_row_len = target_row_len
+        self._byte_ids = model.byte_ids
+        scores = self.tables.edge_scores
+        # Pad the score table to a power of two so that small vocabularies share compilations.
+        size = max(score_table_size or 0, _bucket(len(scores)))
+        pad = np.full(size - len(scores), -np.inf, np.float32)
+        self._edge_scores = jnp.asarray(np.concatenate([scores, pad]))
+        self._dtype = np.int16 if model.vocab_size + 2 < 2**15 else np.int32
+        self.device_fn = DEVICE_FN
+
+    # ---- layout -------------------------------------------------------------------------
+    def prepare(self, texts: Sequence[str], *, row_len: int | None = None) -> Batch:
+        """Normalises ``texts`` and builds the padded row layout and lattice.
+
+        Whole lines are packed greedily, in order, into rows of ``C`` symbols (``C`` a power of
+        two >= ``target_row_len`` and > the longest line); cells are row-major.
+        """
+        cps, lengths = normalize(self.model, *to_codepoints(texts))
+        n = len(cps)
+        longest = int(lengths.max()) if len(lengths) else 0
+        c = row_len or _bucket(max(longest + 1, self.target_row_len))
+        row, col0 = lat.pack_rows(lengths, c)
+        r = _bucket(int(row.max()) + 1 if len(row) else 1, 1, steps=8)
+        first = line_offsets(lengths)
+        row_len_ = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
+        sym_line = np.repeat(np.arange(len(lengths)), lengths)
+        offset = np.arange(n) - np.repeat(first, lengths)
+        cell = row[sym_line] * c + col0[sym_line] + offset
+        ids = lat.find_edges(
+            self.tables,
+            lat.dense_symbols(self.tables, cps),
+            offset,
+            unk_id=self.model.unk_id,
+            out_index=cell,
+            out_rows=c * r,
+            dtype=self._dtype,
+        )
+        starts = np.zeros(r * c, bool)
+        nonempty = lengths > 0
+        starts[(row * c + col0)[nonempty]] = True
+        pad = row_len_ < c
+        starts[(np.arange(r) * c + row_len_)[pad]] = True
+        lines = np.zeros(r * c, np.int32)
+        lines[cell] = sym_line
+        offs = np.zeros(r * c, np.int32)
+        offs[cell] = offset
+        last = np.where(nonempty, row * c + col0 + lengths - 1, -1)
+        return Batch(
+            cps=cps,
+            lengths=lengths,
+            cell=cell,
+            ids=ids.reshape(r, c, -1),
+            starts=starts.reshape(r, c),
+            lines=lines.reshape(r, c),
+            offsets=offs.reshape(r, c),
+            last_cell=last,
+        )
+
+    def _run(self, batch: Batch, method: str, alpha: float, key) -> np.ndarray:
+        key = jax.random.key(0) if key is None else key
+        out = self.device_fn(
+            self._edge_scores,
+            batch.ids,
+            batch.starts,
+            np.float32(alpha),
+            method,
+            batch.lines,
+            batch.offsets,
+            key,
+        )
+        return np.asarray(out).reshape(-1)
+
+    # ---- public API ---------------------------------------------------------------------
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        alpha: float = -1.0,
+        method: str = "ffbs",
+        key: jax.Array | None = None,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        row_len: int | None = None,
+    ) -> list[list[int]]:
+        """Ids for each line: Viterbi if ``alpha < 0``, else a sample from P^alpha / Z.
+
+        Args:
+          texts: Lines (str). Each is encoded independently, as ``SentencePieceProcessor``.
+          alpha: < 0 Viterbi; >= 0 inverse temperature of the sampler.
+          method: Sampler (``ffbs``, ``eager``, ``online`` exact; ``v1`` biased).
+          key: PRNG key (required when alpha >= 0); line i draws from (key, i) only.
+          add_bos, add_eos: Add the model's control ids.
+          row_len: Override the row length of the layout (results do not depend on it).
+        """
+        if alpha >= 0 and key is None:
+            raise ValueError("sampling (alpha >= 0) needs a key")
+        batch = self.prepare(texts, row_len=row_len)
+        method_ = "viterbi" if alpha < 0 else method
+        tok = self._run(batch, method_, max(alpha, 0.0), key)[batch.cell]
+        is_tok = tok >= 0
+        ids = tok[is_tok]
+        pos = np.flatnonzero(is_tok)
+        first = line_offsets(batch.lengths)
+        per_line = np.zeros(len(batch.lengths), np.int64)
+        nonempty = batch.lengths > 0
+        if len(tok):
+            per_line[nonempty] = np.add.reduceat(is_tok, first[nonempty])
+        bounds = np.concatenate([[0], np.cumsum(per_line)])
+        flat = ids.tolist()
+        out = [flat[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+        if self.model.unk_id >= 0:
+            unk_lines = np.unique(
+                np.searchsorted(bounds, np.flatnonzero(ids == self.model.unk_id), "right") - 1
+            )
+            for i in unk_lines.tolist():
+                chars = batch.cps[pos[bounds[i] : bounds[i + 1]]]
+                out[i] = self._fix_unknown(out[i], chars)
+        if add_bos or add_eos:
+            pre = [self.model.bos_id] if add_bos else []
+            post = [self.model.eos_id] if add_eos else []
+            out = [pre + o + post for o in out]
+        return out
+
+    def _fix_unknown(self, ids: list[int], last_chars: np.ndarray) -> list[int]:
+        """SentencePiece's unknown handling: byte fallback, or merge runs of ``<unk>``."""
+        unk, res = self.model.unk_id, []
+        for i, c in zip(ids, last_chars.tolist(), strict=True):
+            if i != unk:
+                res.append(i)
+            elif self.model.byte_fallback:
+                res += self._byte_ids[list(chr(c).encode("utf-8"))].tolist()
+            elif not res or res[-1] != unk:
+                res.append(i)
+        return res
+
+    def tokenize(self, texts: Sequence[str], **kwargs) -> list[list[str]]:
+        """Pieces for each line (``encode`` then id -> piece)."""
+        return [[self.model.pieces[i] for i in ids] for ids in self.encode(texts, **kwargs)]
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Text for each id list: ▁ -> space, byte pieces -> UTF-8, first dummy ▁ dropped."""
+        types, pieces, out = self.model.types, self.model.pieces, []
+        for seq in ids:
+            parts, buf = [], bytearray()
+            for i in seq:
+                if types[i] == BYTE:
+                    buf.append(int(pieces[i][3:5], 16))
+                    continue
+                if buf:
+                    parts.append(buf.decode("utf-8", "replace"))
+                    buf = bytearray()
+                if types[i] == CONTROL:
+                    continue
+                parts.append(self.model.unk_surface if types[i] == UNKNOWN else pieces[i])
+            if buf:
+                parts.append(buf.decode("utf-8", "replace"))
+            text = "".join(parts)
+            if self.model.escape_whitespaces:
+                text = text.replace(SPACE_SYMBOL, " ")
+            if self.model.add_dummy_prefix and text.startswith(" "):
+                text = text[1:]
+            out.append(text)
+        return out
+
+    def nbest(self, text: str, num: int) -> list[tuple[list[int], float]]:
+        """The ``num`` best segmentations of one line: ``[(ids, score), ...]``, best first.
+
+        Scores are the sums of piece scores (unknown edges score min - 10). Unknown characters
+        are mapped as in :meth:`encode`. Fewer than ``num`` entries if the line has fewer
+        segmentations.
+        """
+        batch = self.prepare([text])
+        n_sym = int(batch.lengths[0])
+        c = _bucket(n_sym + 1, 16)
+        ids = np.full((1, c, batch.ids.shape[-1]), self.tables.none_id, batch.ids.dtype)
+        ids[0, :, 0] = self.tables.pad_id
+        ids[0, :n_sym] = batch.ids.reshape(-1, batch.ids.shape[-1])[batch.cell]
+        vals, k, ends = NBEST_FN(self._edge_scores, ids, num)
+        vals, k, ends = np.asarray(vals)[0], np.asarray(k)[0], np.asarray(ends)[0]
+        out = []
+        for rank in range(num):
+            if not np.isfinite(vals[rank]):
+                break
+            pos = np.flatnonzero(ends[rank, :n_sym])
+            piece = ids[0, pos, k[rank, pos]].astype(np.int64).tolist()
+            if self.model.unk_id >= 0 and self.model.unk_id in piece:
+                piece = self._fix_unknown(piece, batch.cps[pos])
+            out.append((piece, float(vals[rank])))
+        return out
+
+    def _line_values(self, texts, method: str, alpha: float) -> np.ndarray:
+        batch = self.prepare(texts)
+        vals = self._run(batch, method, alpha, None)
+        return np.where(batch.last_cell >= 0, vals[np.maximum(batch.last_cell, 0)], 0.0)
+
+    def log_partition(self, texts: Sequence[str], alpha: float = 1.0) -> np.ndarray:
+        """log Z_alpha of each line (0 for an empty line)."""
+        return self._line_values(texts, "log_partition", alpha)
+
+    def entropy(self, texts: Sequence[str], alpha: float = 1.0) -> np.ndarray:
+        """Entropy (nats) of P_alpha over each line's segmentations."""
+        return self._line_values(texts, "entropy", alpha)

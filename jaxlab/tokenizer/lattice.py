@@ -1,0 +1,253 @@
+"""Host-side lattice construction: every vocabulary piece that occurs in a batch of lines.
+
+Tables are built once per model. Pieces are stored as a trie over their *reversed* symbols, so
+the windows ending at a position are found by walking left one symbol at a time. The trie's
+transitions ``(parent node, symbol) -> child`` live in an open-addressing hash table keyed by
+the exact integer ``parent * (A + 1) + symbol``; a probe is accepted only if the stored key equals
+the query key, so a hash collision can cost a probe but never create or lose an edge (every edge
+is verified symbol by symbol, by induction over the trie walk). When ``nodes x (A + 1)`` is small
+(<= 2^24 entries; 4.8M for an 8k SentencePiece model) the same transitions are also stored as a
+dense table indexed by that key, which is exact by construction and needs one gather per step;
+the hash table serves larger vocabularies (and the collision test). Symbols are code points
+mapped to dense ids ``1..A`` (0 = a character no piece contains).
+
+The search is level-synchronous and vectorised over all windows of the batch: level ``l`` keeps
+only the windows whose last ``l`` symbols are a suffix of some piece, so the total work is the
+number of (position, matching suffix) pairs, not ``N * M``.
+
+The lattice is returned as piece ids ``[N, M]`` (``NONE`` where no piece), with ``ids[t, k]`` the
+piece covering symbols ``t-k .. t``. In SentencePiece mode a position whose character is not a
+single-character piece gets an unknown edge of length 1 (``unk_id``, score min - 10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from jaxlab.tokenizer.model import NORMAL, UnigramModel
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LatticeTables:
+    """Per-model lookup tables (NumPy, host side).
+
+    Attributes:
+      char_lut: int32 dense id per code point (0 = not in any piece), length max code point + 1.
+      child1: int32 ``[A + 1]`` trie node of each one-symbol suffix (0 = none; root is 0).
+      keys, values: the transition hash table (int64 keys, -1 = empty; int32 child nodes).
+      max_probe: Longest probe sequence any stored key needs.
+      piece_of: int32 ``[num_nodes]`` piece id whose reversed spelling ends at the node, or -1.
+      trans: Optional dense transition table ``[num_nodes * (A + 1)]`` (child node, 0 = none),
+        used instead of the hash table when it is small (direct indexing: exact, one gather).
+      alphabet_size: A.
+      max_len: M, the longest piece in symbols.
+      edge_scores: float32 ``[V + 2]``: score per id for the DP; ``NONE = V`` scores -inf,
+        ``PAD = V + 1`` scores 0 (padding cells), the unknown id scores min - 10, non-NORMAL -inf.
+    """
+
+    char_lut: np.ndarray
+    child1: np.ndarray
+    keys: np.ndarray
+    values: np.ndarray
+    max_probe: int
+    piece_of: np.ndarray
+    trans: np.ndarray | None
+    alphabet_size: int
+    max_len: int
+    edge_scores: np.ndarray
+
+    @property
+    def width(self) -> int:
+        """M rounded up to a power of two: the lattice's last axis (fewer distinct shapes)."""
+        return 1 << (self.max_len - 1).bit_length()
+
+    @property
+    def none_id(self) -> int:
+        return len(self.edge_scores) - 2
+
+    @property
+    def pad_id(self) -> int:
+        return len(self.edge_scores) - 1
+
+
+def _slots(keys: np.ndarray, bits: int) -> np.ndarray:
+    return ((keys.astype(np.uint64) * _GOLDEN) >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def build_tables(
+    model: UnigramModel, *, table_bits: int | None = None, dense_limit: int = 1 << 24
+) -> LatticeTables:
+    """Builds the reversed-piece trie and its transition hash table for ``model``.
+
+    Args:
+      model: The vocabulary; only NORMAL pieces enter the lattice.
+      table_bits: log2 of the hash-table size; default gives a load factor <= 1/4. Tiny values
+        force collisions (used by tests).
+      dense_limit: Also build the dense transition table if it has at most this many entries
+        (0 disables it, so lookups go through the hash table).
+    """
+    normal = [i for i in range(model.vocab_size) if model.types[i] == NORMAL]
+    alphabet = sorted({c for i in normal for c in model.pieces[i]})
+    lut = np.zeros(max((ord(c) for c in alphabet), default=0) + 1, np.int32)
+    lut[[ord(c) for c in alphabet]] = np.arange(1, len(alphabet) + 1)
+    a1 = len(alphabet) + 1
+    children: dict[tuple[int, int], int] = {}
+    piece_of = [-1]
+    for i in normal:
+        node = 0
+        for c in reversed(model.pieces[i]):
+            nxt = children.get((node, int(lut[ord(c)])))
+            if nxt is None:
+                nxt = children[(node, int(lut[ord(c)]))] = len(piece_of)
+                piece_of.append(-1)
+            node = nxt
+        piece_of[node] = i
+    child1 = np.zeros(a1, np.int32)
+    deep = {k: v for k, v in children.items() if k[0] != 0}
+    for (parent, c), v in children.items():
+        if parent == 0:
+            child1[c] = v
+    bits = table_bits or max(4, int(np.ceil(np.log2(max(len(deep), 1) * 4))))
+    size = 1 << bits
+    keys = np.full(size, -1, np.int64)
+    values = np.zeros(size, np.int32)
+    max_probe = 1
+    for (parent, c), v in deep.items():
+        k = parent * a1 + c
+        s = int(_slots(np.array([k]), bits)[0])
+        for probe in range(size):
+            j = (s + probe) % size
+            if keys[j] < 0:
+                keys[j], values[j] = k, v
+                max_probe = max(max_probe, probe + 1)
+                break
+        else:
+            raise ValueError("hash table full")
+    trans = None
+    if len(piece_of) * a1 <= dense_limit:
+        trans = np.zeros(len(piece_of) * a1, np.int32)
+        for (parent, c), v in children.items():
+            trans[parent * a1 + c] = v
+    scores = np.full(model.vocab_size + 2, -np.inf, np.float32)
+    scores[normal] = model.scores[normal]
+    if model.unk_id >= 0:
+        scores[model.unk_id] = model.unk_score
+    scores[-1] = 0.0
+    return LatticeTables(
+        char_lut=lut,
+        child1=child1,
+        keys=keys,
+        values=values,
+        max_probe=max_probe,
+        piece_of=np.array(piece_of, np.int32),
+        trans=trans,
+        alphabet_size=len(alphabet),
+        max_len=max((len(model.pieces[i]) for i in normal), default=1),
+        edge_scores=scores,
+    )
+
+
+def dense_symbols(tables: LatticeTables, cps: np.ndarray) -> np.ndarray:
+    """Maps code points to dense symbol ids (0 for characters outside every piece)."""
+    inside = cps < len(tables.char_lut)
+    return np.where(inside, tables.char_lut[np.where(inside, cps, 0)], 0).astype(np.int64)
+
+
+def _lookup(tables: LatticeTables, keys: np.ndarray) -> np.ndarray:
+    """Exact hash-table lookup: child node per key, 0 where the transition does not exist."""
+    bits = int(np.log2(len(tables.keys)))
+    mask = len(tables.keys) - 1
+    slot = _slots(keys, bits)
+    out = np.zeros(len(keys), np.int32)
+    todo = np.arange(len(keys))
+    for probe in range(tables.max_probe):
+        s = (slot[todo] + probe) & mask
+        stored = tables.keys[s]
+        hit = stored == keys[todo]
+        out[todo[hit]] = tables.values[s[hit]]
+        todo = todo[~hit & (stored >= 0)]  # an empty slot ends the probe sequence
+        if not todo.size:
+            break
+    return out
+
+
+def find_edges(
+    tables: LatticeTables,
+    symbols: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    unk_id: int,
+    out_index: np.ndarray | None = None,
+    out_rows: int | None = None,
+    dtype=np.int32,
+) -> np.ndarray:
+    """Finds every piece occurrence in a flat batch of lines.
+
+    Args:
+      tables: From :func:`build_tables`.
+      symbols: int ``[N]`` dense symbol ids of all lines, concatenated.
+      offsets: int ``[N]`` position of each symbol within its line (windows never cross lines).
+      unk_id: Id for unknown single-character edges (-1: no unknown edges).
+      out_index: Optional int ``[N]`` row of the output for each symbol (default: identity);
+        lets the caller lay the lattice out directly in the DP's order.
+      out_rows: Number of output rows (default N); rows not written hold ``PAD`` at k = 0.
+
+    Returns:
+      ``dtype`` ``[out_rows, width]`` piece ids: entry ``[t, k]`` is the piece spelled by symbols
+      ``t-k..t``; ``NONE`` where no piece matches.
+    """
+    n = len(symbols)
+    m = tables.max_len
+    rows = n if out_rows is None else out_rows
+    idx_map = np.arange(n) if out_index is None else out_index
+    ids = np.full((rows, tables.width), tables.none_id, dtype)
+    if rows > n or out_index is not None:
+        ids[:, 0] = tables.pad_id
+    a1 = tables.alphabet_size + 1
+    small = tables.trans is not None  # dense keys fit in int32
+    itype = np.int32 if small else np.int64
+    node = tables.child1[symbols]
+    piece = tables.piece_of[node]
+    ids[idx_map, 0] = np.where(piece >= 0, piece, unk_id if unk_id >= 0 else tables.none_id)
+    # Put a 0 symbol (no transitions) before every line, so windows die at line starts.
+    is_first = offsets == 0
+    shifted = np.arange(n) + np.cumsum(is_first)
+    guarded = np.zeros(n + int(is_first.sum()) + 1, itype)
+    guarded[shifted] = symbols
+    alive = np.flatnonzero(node > 0)
+    node = node[alive].astype(itype)
+    gpos = shifted[alive].astype(itype)
+    cell = idx_map[alive]
+    for level in range(2, m + 1):
+        key = node * itype(a1) + guarded[gpos - (level - 1)]
+        node = tables.trans[key] if small else _lookup(tables, key)
+        alive = np.flatnonzero(node)
+        if not alive.size:
+            break
+        gpos, node, cell = gpos[alive], node[alive], cell[alive]
+        piece = tables.piece_of[node]
+        ids[cell, level - 1] = np.where(piece >= 0, piece, tables.none_id)
+    return ids
+
+
+def pack_rows(lengths: np.ndarray, row_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Packs whole lines, in order, into rows of at most ``row_len - 1`` symbols (first fit).
+
+    One cell per row is left free so that every row ends with at least one padding cell.
+
+    Returns:
+      ``(row, col)``: int64 ``[B]`` row of each line and the column where it starts.
+    """
+    row = np.zeros(len(lengths), np.int64)
+    col = np.zeros(len(lengths), np.int64)
+    r = used = 0
+    for i, n in enumerate(lengths.tolist()):
+        if used + n > row_len - 1 and used:
+            r, used = r + 1, 0
+        row[i], col[i] = r, used
+        used += n
+    return row, col

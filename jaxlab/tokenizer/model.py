@@ -1,0 +1,160 @@
+"""The unigram vocabulary (host side) and SentencePiece-style text normalisation.
+
+A :class:`UnigramModel` is a frozen table of pieces with float32 log-probabilities and
+SentencePiece piece types. Loaders: :func:`from_pieces` (a dict piece -> log-prob or count) and
+``jaxlab.tokenizer.spm.from_sentencepiece`` (a SentencePiece ``.model`` file).
+
+Normalisation reproduces SentencePiece's identity normaliser with its whitespace flags
+(``remove_extra_whitespaces``, ``add_dummy_prefix``, ``escape_whitespaces``), vectorised over a
+batch of lines held as one flat array of code points.
+
+References: T. Kudo and J. Richardson, "SentencePiece" (EMNLP 2018), ``src/normalizer.cc``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+# SentencePiece ModelProto.SentencePiece.Type values.
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+SPACE_SYMBOL = "\u2581"  # ▁, SentencePiece's escaped space
+UNK_PENALTY = 10.0  # SentencePiece's kUnkPenalty: unknown edge score = min NORMAL score - 10
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class UnigramModel:
+    """A unigram vocabulary: pieces, float32 log-probabilities (scores) and piece types.
+
+    Attributes:
+      pieces: Piece strings by id (byte pieces are spelled ``<0xXX>`` as in SentencePiece).
+      scores: float32 ``[V]`` log-probabilities (SentencePiece scores).
+      types: int8 ``[V]`` SentencePiece piece types (NORMAL=1, UNKNOWN=2, CONTROL=3, ...).
+      unk_id: Id of the unknown piece, or -1 if the model has none.
+      bos_id, eos_id: Ids of the control pieces, or -1.
+      byte_fallback: Emit unknown characters as UTF-8 ``<0xXX>`` byte pieces.
+      add_dummy_prefix: Prepend ▁ to every non-empty line.
+      remove_extra_whitespaces: Strip and collapse runs of U+0020.
+      escape_whitespaces: Replace U+0020 by ▁.
+      unk_surface: What ``decode`` prints for the unknown id.
+    """
+
+    pieces: tuple[str, ...]
+    scores: np.ndarray
+    types: np.ndarray
+    unk_id: int = -1
+    bos_id: int = -1
+    eos_id: int = -1
+    byte_fallback: bool = False
+    add_dummy_prefix: bool = False
+    remove_extra_whitespaces: bool = False
+    escape_whitespaces: bool = False
+    unk_surface: str = " \u2047 "
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def unk_score(self) -> float:
+        """Score of an unknown-character edge: min over NORMAL pieces minus 10 (SentencePiece)."""
+        normal = self.scores[self.types == NORMAL]
+        return float(np.float32(normal.min()) - np.float32(UNK_PENALTY))
+
+    @property
+    def byte_ids(self) -> np.ndarray:
+        """int32 ``[256]``: id of the ``<0xXX>`` piece for each byte, -1 where absent."""
+        out = np.full(256, -1, np.int32)
+        for i in np.flatnonzero(self.types == BYTE):
+            out[int(self.pieces[i][3:5], 16)] = i
+        return out
+
+    def piece_to_id(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.pieces)}
+
+
+def from_pieces(
+    pieces: Mapping[str, float | int], *, counts: bool = False, unk: bool = True
+) -> UnigramModel:
+    """Builds a model without normalisation from ``{piece: log-prob}`` (or ``{piece: count}``).
+
+    Args:
+      pieces: Piece strings with their log-probabilities, or counts if ``counts``.
+      counts: Interpret the values as counts: log p = log count - log total.
+      unk: Add an ``<unk>`` piece at id 0 for characters with no single-character piece.
+
+    Returns:
+      A model whose ids follow the dict order (after ``<unk>`` if added).
+    """
+    names = list(pieces)
+    vals = np.array([float(pieces[p]) for p in names], np.float64)
+    if counts:
+        vals = np.log(vals) - math.log(vals.sum())
+    if any(not p for p in names):
+        raise ValueError("empty piece in vocabulary")
+    types = [NORMAL] * len(names)
+    if unk:
+        names, vals, types = ["<unk>", *names], np.concatenate([[0.0], vals]), [UNKNOWN, *types]
+    return UnigramModel(
+        pieces=tuple(names),
+        scores=vals.astype(np.float32),
+        types=np.array(types, np.int8),
+        unk_id=0 if unk else -1,
+    )
+
+
+def to_codepoints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated code points (uint32 ``[N]``) and per-line lengths (int64 ``[B]``)."""
+    flat = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+    return flat, np.fromiter((len(t) for t in texts), np.int64, len(texts))
+
+
+def line_offsets(lengths: np.ndarray) -> np.ndarray:
+    """Start index of every line in the flat array (int64 ``[B]``)."""
+    return (np.cumsum(lengths) - lengths).astype(np.int64)
+
+
+def normalize(
+    model: UnigramModel, cps: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Applies SentencePiece's identity normaliser with the model's whitespace flags.
+
+    Per line: drop leading/trailing U+0020 and collapse runs (``remove_extra_whitespaces``);
+    a line left empty stays empty; otherwise prepend a space (``add_dummy_prefix``) and map
+    spaces to ▁ (``escape_whitespaces``).
+
+    Args:
+      model: Supplies the flags.
+      cps: uint32 ``[N]`` code points of all lines, concatenated.
+      lengths: int ``[B]`` line lengths.
+
+    Returns:
+      ``(cps, lengths)`` after normalisation.
+    """
+    lengths = np.asarray(lengths, np.int64)
+    starts = line_offsets(lengths)
+    line = np.repeat(np.arange(len(lengths)), lengths)
+    if model.remove_extra_whitespaces and cps.size:
+        space = cps == 32
+        prev = np.concatenate([[True], space[:-1]])
+        prev[starts[lengths > 0]] = True  # leading spaces of a line are dropped
+        keep = ~space | ~prev
+        # Trailing: drop positions after the last non-space of their line.
+        idx = np.where(~space, np.arange(cps.size), -1)
+        last = np.full(len(lengths), -1, np.int64)
+        nonempty = lengths > 0
+        last[nonempty] = np.maximum.reduceat(idx, starts[nonempty])
+        keep &= np.arange(cps.size) <= last[line]
+        cps, line = cps[keep], line[keep]
+        lengths = np.bincount(line, minlength=len(lengths)).astype(np.int64)
+        starts = line_offsets(lengths)
+    if model.add_dummy_prefix:
+        nonempty = lengths > 0
+        cps = np.insert(cps, starts[nonempty], 32)
+        lengths = lengths + nonempty
+    if model.escape_whitespaces:
+        cps = np.where(cps == 32, np.uint32(ord(SPACE_SYMBOL)), cps)
+    return cps.astype(np.uint32), lengths
