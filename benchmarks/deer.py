@@ -1,0 +1,133 @@
+"""DEER vs jitted lax.scan: time and memory for a GRU over T and hidden size, batch 16.
+
+  python benchmarks/deer.py --quick     # CPU smoke run, < 1 min: T=1000, hidden {1, 4, 16}
+  python benchmarks/deer.py             # the full grid (meant for a GPU): T {1e3, 1e4, 1e5},
+                                        # hidden {1, 2, 4, 8, 16, 32, 64}
+  python benchmarks/deer.py --grad      # forward + gradient instead of forward only
+
+Setup as the reference's experiments/01_speed_benchmark/seq1d.py: untrained GRU (input = hidden
+size), batch 16, float32, inputs N(0, 1), DEER default tolerances, baseline = jitted
+``lax.scan`` (``jaxlab.deer.sequential``) vmapped over the batch. Both sides run in this process
+on the same inputs and device; the table reports median/best of ``--repeats`` after a separate
+compile, the speed-up scan/DEER, the max abs difference, and XLA's compiled memory estimate
+(arguments + outputs + temporaries, from ``compiled.memory_analysis()``). Out-of-memory cases
+are recorded as OOM. On CPU the sequential scan wins (spec/deer.md); speed claims need a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import timing
+
+from jaxlab import deer, rnn_cells
+
+
+def _memory_mb(fn, *args) -> float:
+    try:
+        mem = jax.jit(fn).lower(*args).compile().memory_analysis()
+        total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+        return total / 2**20
+    except Exception:  # noqa: BLE001 - some backends do not report it
+        return float("nan")
+
+
+def _solvers(grad: bool, scan_method: str):
+    def fwd(mode):
+        def one(xs, params):
+            y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
+            if mode == "scan":
+                return deer.sequential(rnn_cells.gru, y0, xs, params)
+            return deer.deer(
+                rnn_cells.gru, y0, xs, params, mode=mode, scan_method=scan_method
+            ).value
+
+        batched = jax.vmap(one, in_axes=(0, None))
+        if not grad:
+            return batched
+        return jax.grad(lambda xs, p: jnp.sum(jnp.sin(batched(xs, p))), argnums=1)
+
+    return fwd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="T=1000, hidden {1, 4, 16}")
+    parser.add_argument("--grad", action="store_true", help="time forward + gradient")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--modes", default="newton,quasi", help="comma-separated DEER modes")
+    parser.add_argument("--scan-method", default="associative", help="DEER's linear solver")
+    args = parser.parse_args()
+    timing.print_machine()
+    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print("device:", jax.devices()[0], "| cpu count:", os.cpu_count())
+    lengths = (1000,) if args.quick else (1000, 10_000, 100_000)
+    hiddens = (1, 4, 16) if args.quick else (1, 2, 4, 8, 16, 32, 64)
+    modes = args.modes.split(",")
+    make = _solvers(args.grad, args.scan_method)
+    rows = []
+    for t in lengths:
+        for n in hiddens:
+            key = jax.random.key(1000 * n + t)
+            params = rnn_cells.init_gru(n, n, key=key)
+            xs = jax.random.normal(jax.random.fold_in(key, 1), (args.batch, t, n), jnp.float32)
+            base_fn = jax.jit(make("scan"))
+            base = timing.time_fn(base_fn, xs, params, repeats=args.repeats)
+            base_mb = _memory_mb(make("scan"), xs, params)
+            for mode in modes:
+                fn = jax.jit(make(mode))
+                try:
+                    res = timing.time_fn(fn, xs, params, repeats=args.repeats)
+                except Exception as err:  # noqa: BLE001 - record OOM, re-raise anything else
+                    if "RESOURCE_EXHAUSTED" not in str(err) and "memory" not in str(err).lower():
+                        raise
+                    rows.append([t, n, mode, "OOM", "", "", "", "", "", ""])
+                    continue
+                diff = max(
+                    float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                    for a, b in zip(
+                        jax.tree_util.tree_leaves(res["out"]),
+                        jax.tree_util.tree_leaves(base["out"]),
+                        strict=True,
+                    )
+                )
+                rows.append(
+                    [
+                        t,
+                        n,
+                        mode,
+                        f"{1e3 * base['median_s']:.3g}",
+                        f"{1e3 * res['median_s']:.3g}",
+                        f"{1e3 * res['best_s']:.3g}",
+                        f"{base['median_s'] / res['median_s']:.3g}x",
+                        f"{diff:.1e}",
+                        f"{base['compile_s']:.2f} / {res['compile_s']:.2f}",
+                        f"{base_mb:.1f} / {_memory_mb(make(mode), xs, params):.1f}",
+                    ]
+                )
+                print(" | ".join(map(str, rows[-1])), flush=True)
+    header = [
+        "T",
+        "hidden",
+        "mode",
+        "scan median ms",
+        "DEER median ms",
+        "DEER best ms",
+        "speed-up scan/DEER",
+        "max abs diff",
+        "compile s scan / DEER",
+        "memory MB scan / DEER",
+    ]
+    what = "forward + gradient" if args.grad else "forward"
+    print(f"\nGRU {what}, batch {args.batch}, float32, {jax.default_backend()}:\n")
+    print(timing.markdown_table(header, rows))
+
+
+if __name__ == "__main__":
+    main()
