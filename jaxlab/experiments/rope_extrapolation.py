@@ -152,7 +152,8 @@ def _order_claims(rows: dict, train_acc: dict, config) -> tuple[list, list]:
         checks.append((f"log n > log n† > plain ({kind})", len(wins) == len(methods),
                        f"holds for {len(wins)}/{len(methods)} methods"))  # fmt: skip
     claims = [
-        report.claim(name, source=SOURCE, expected="holds", measured=text,
+        report.claim(name, source=SOURCE, expected="holds",
+                     measured=f"{text} ({'holds' if ok else 'does not hold'})",
                      tolerance=f"≈ means within {same}", agree=bool(ok) if check else None)
         for name, ok, text in checks
     ]  # fmt: skip

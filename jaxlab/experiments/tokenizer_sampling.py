@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 
-from jaxlab import plots
+from jaxlab import plots, sharding
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
 from jaxlab.report import claim, markdown_table
 from jaxlab.tokenizer import reference, spm, training
@@ -57,8 +57,11 @@ def run(config, workdir: pathlib.Path) -> dict:
     key = jax.random.key(config.seed)
     rng = random.Random(config.seed)
     claims, notes, figures, tables = [], [], {}, {}
+    # Data parallel: every Tokenizer splits the rows of its batched DP (lines laid end to end)
+    # over this mesh; results are the same on any mesh (line i draws from (key, i) only).
+    mesh = sharding.data_mesh(config.num_devices or None)
     toy = reference.toy_vocab()
-    tok = Tokenizer(from_pieces(toy))
+    tok = Tokenizer(from_pieces(toy), mesh=mesh)
     n = config.num_draws
 
     # 1. log Z on the toy.
@@ -128,7 +131,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     for name, fn, exact_method in (
         ("online (Python)", reference.sample_online, True),
         ("v1 (Python)", reference.sample_v1, False),
-        ("4e92759 (Python)", reference.sample_4e92759, False),
+        ("BytePiece 4e92759 intermediate fix (Python)", reference.sample_4e92759, False),
     ):
         fit = reference.goodness_of_fit(
             [fn("abcd", toy, 1.0, rng) for _ in range(config.ref_draws)], exact1
@@ -175,7 +178,7 @@ def run(config, workdir: pathlib.Path) -> dict:
 
     # 3. v1 on three equal candidates: 1/4, 1/4, 1/2.
     three = {"a": -1.0, "bc": -2.0, "ab": -1.5, "c": -1.5, "abc": -3.0}
-    tok3 = Tokenizer(from_pieces(three))
+    tok3 = Tokenizer(from_pieces(three), mesh=mesh)
     out = tok3.tokenize(["abc"] * n, alpha=1.0, key=jax.random.fold_in(key, 99), method="v1")
     f3 = np.array(reference.frequencies(out, [("abc",), ("a", "bc"), ("ab", "c")])) / n
     bound3 = float(tol.freq_sigmas * np.sqrt(0.25 / n))
@@ -222,7 +225,7 @@ def run(config, workdir: pathlib.Path) -> dict:
         figures["sp_train_s"] = time.perf_counter() - t0
         (workdir / "train.txt").unlink()
     sp = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
-    stok = Tokenizer(spm.from_sentencepiece(model_path))
+    stok = Tokenizer(spm.from_sentencepiece(model_path), mesh=mesh)
     ours = stok.encode(lines)
     theirs = sp.encode(lines)
     same = sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(lines)
@@ -332,7 +335,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     spm.write_model_proto(jl_model, workdir / "jaxlab_unigram.model")
     train_rows = []
     for name, m in (("jaxlab EM", jl_model), ("SentencePiece", spm.from_sentencepiece(sp_small))):
-        t = Tokenizer(m)
+        t = Tokenizer(m, mesh=mesh)
         ll = float(np.sum(t.log_partition(lines, 1.0)))
         bpt_m = nbytes / sum(map(len, t.encode(lines)))
         train_rows.append([name, m.vocab_size, bpt_m, ll / nbytes])
