@@ -4,7 +4,8 @@
   python benchmarks/ab_plus_c.py           # 1e6 random N <= 1e12 vmapped; single N up to 1e30
 
 Part 1: one batch of random N <= 1e12 through jit(vmap(min_abc_jax)) (whole batch, and in
-chunks via lax.map so each chunk's while loop stops at its own slowest lane) against a Python
+chunks via lax.map so each chunk's while loop stops at its own slowest lane), with the N axis
+split over a data mesh of every device (``--num-devices``), against a Python
 loop of min_abc over the same N; brute force on a subset checks S. Part 2: single N per decade
 through min_abc, Algorithm B, Algorithm C with the bound stop, the fixed Algorithm A and brute
 force (the O(sqrt N) ones only where feasible). Every row checks S against the others.
@@ -16,12 +17,12 @@ import subprocess
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import timing
 
 from jaxlab import ab_plus_c as abc
 from jaxlab import ab_plus_c_jax as abc_jax
+from jaxlab import sharding
 
 
 def _py_time(fn, repeats: int) -> dict:
@@ -33,17 +34,26 @@ def _py_time(fn, repeats: int) -> dict:
     return dict(median_s=float(np.median(times)), best_s=min(times), out=out)
 
 
-def batch_part(num: int, n_hi: int, repeats: int, chunk: int, num_brute: int, seed: int) -> None:
+def batch_part(
+    num: int, n_hi: int, repeats: int, chunk: int, num_brute: int, seed: int, mesh
+) -> None:
     rng = np.random.default_rng(seed)
     N_B = rng.integers(0, n_hi + 1, num, dtype=np.int64)
     N_B = N_B[: num // chunk * chunk]
-    whole = jax.jit(jax.vmap(abc_jax.min_abc_jax))
-    chunked = jax.jit(lambda x: jax.lax.map(jax.vmap(abc_jax.min_abc_jax), x.reshape(-1, chunk)))
+    # Data parallel: N split over the mesh (whole batch: axis 0; chunks [num/chunk, chunk]: the
+    # within-chunk axis, so every lax.map step runs on all devices). Both must divide evenly.
+    batch_sh = sharding.batch_sharding(mesh)
+    chunk_sh = sharding.population_sharding(mesh, 2, axis=1)
+    whole = jax.jit(jax.vmap(abc_jax.min_abc_jax), out_shardings=batch_sh)
+    chunked = jax.jit(
+        lambda x: jax.lax.map(jax.vmap(abc_jax.min_abc_jax), x), out_shardings=chunk_sh
+    )
     with jax.enable_x64(True):
         abc_jax.check_jax_domain(N_B)
-        x = jnp.asarray(N_B)
+        x = sharding.shard_population(N_B, mesh, what="batch size")
+        x_chunks = sharding.shard_population(N_B.reshape(-1, chunk), mesh, 1, what="chunk")
         r_whole = timing.time_fn(whole, x, repeats=repeats)
-        r_chunk = timing.time_fn(chunked, x, repeats=repeats)
+        r_chunk = timing.time_fn(chunked, x_chunks, repeats=repeats)
     s_jax = np.asarray(r_whole["out"].s)
     s_chunk = np.asarray(r_chunk["out"].s).reshape(-1)
     r_py = _py_time(lambda: [abc.min_abc(int(n)).s for n in N_B], max(1, repeats // 5))
@@ -55,7 +65,8 @@ def batch_part(num: int, n_hi: int, repeats: int, chunk: int, num_brute: int, se
     iters = np.asarray(r_whole["out"].iterations)
     print(
         f"\n## Part 1: {len(N_B)} random N in [0, {n_hi:.0e}] (iterations: mean "
-        f"{iters.mean():.1f}, max {iters.max()}; jax chunk {chunk})\n"
+        f"{iters.mean():.1f}, max {iters.max()}; jax chunk {chunk}; "
+        f"N split over {mesh.shape[sharding.DATA_AXIS]} device(s))\n"
     )
     py_s = r_py["median_s"]
     rows = []
@@ -113,12 +124,14 @@ def main() -> None:
     parser.add_argument("--num", type=int, help="batch size of part 1 (default 1e6, quick 2e4)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (>= 5 for quotes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-devices", type=int, default=0, help="data mesh size (0 = all)")
     args = parser.parse_args()
+    mesh = sharding.data_mesh(args.num_devices or None)
     timing.print_machine()
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print("cpu count:", os.cpu_count())
     num = args.num or (20_000 if args.quick else 1_000_000)  # multiples of the chunk, 4000
-    batch_part(num, 10**12, args.repeats, 4000, 20 if args.quick else 200, args.seed)
+    batch_part(num, 10**12, args.repeats, 4000, 20 if args.quick else 200, args.seed, mesh)
     exps = (6, 9, 12, 16, 20) if args.quick else (6, 9, 12, 14, 16, 18, 20, 24, 28, 30)
     single_part(exps, args.seed)
 

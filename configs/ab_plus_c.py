@@ -21,6 +21,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.experiment = "ab_plus_c"  # key into jaxlab.experiments.RUNNERS
     c.seed = opts.seed  # seeds the random N samples
+    c.num_devices = 1 if q else 0  # data-parallel devices (0 = all); vmapped N axis split over them
     c.query = ()  # extra N to solve and print: ints or strings such as "1e40" (parsed exactly)
     c.sweep = dict(
         n_max=200_000,  # exhaustive check of every 0 <= N <= n_max (all exact paths)

@@ -26,6 +26,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.experiment = "quanta_theory"  # key into jaxlab.experiments.RUNNERS
     c.seed = opts.seed  # seeds the Poisson counts and the bootstrap
+    c.num_devices = 1 if q else 0  # data-parallel devices (0 = all); γ list split over them
     c.dtype = "float64"  # theory runs in float64 (small γ loses digits in float32)
     c.model = dict(
         gammas=(0.083, 0.2, 0.4, 0.8) if q else (0.083, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),

@@ -21,6 +21,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.experiment = "tokenizer_sampling"  # key into jaxlab.experiments.RUNNERS
     c.seed = opts.seed  # PRNG seed for every sampler (JAX keys and Python references)
+    c.num_devices = 1 if quick else 0  # data-parallel devices (0 = all); DP rows split over them
     c.num_draws = 10_000 if quick else 100_000  # samples per (method, alpha) on the toy
     c.ref_draws = 3_000 if quick else 30_000  # draws for the pure-Python reference samplers
     c.alphas = (0.0, 0.1, 1.0, 5.0)  # inverse temperatures for the exactness checks

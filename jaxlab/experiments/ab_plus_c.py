@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxlab import ab_plus_c as abc
 from jaxlab import ab_plus_c_jax as abc_jax
-from jaxlab import plots, report
+from jaxlab import plots, report, sharding
 from jaxlab.ab_plus_c_cli import parse_n
 from jaxlab.metrics import MetricsWriter, Progress
 
@@ -95,7 +95,22 @@ def _best_time(fn, repeats: int = 1) -> float:
     return best
 
 
-def _exhaustive(sweep: Sweep, writer: MetricsWriter) -> dict:
+def _batched_min_abc(N: np.ndarray, mesh: jax.sharding.Mesh) -> abc.ABCStats:
+    """``jit(vmap(min_abc_jax))`` over int64 ``N`` with the N axis split over the data mesh.
+
+    ``N`` is padded explicitly with zeros (a valid input) to a multiple of the device count and
+    the padding is sliced off the result, so any length works on any mesh. Call under
+    ``jax.enable_x64(True)``; returns NumPy arrays.
+    """
+    n = len(N)
+    padded = np.zeros(sharding.pad_to_multiple(n, mesh), np.int64)
+    padded[:n] = N
+    fn = jax.jit(jax.vmap(abc_jax.min_abc_jax), out_shardings=sharding.batch_sharding(mesh))
+    out = fn(sharding.shard_population(padded, mesh, what="number of N"))
+    return abc.ABCStats(*(np.asarray(v)[:n] for v in out))
+
+
+def _exhaustive(sweep: Sweep, writer: MetricsWriter, mesh: jax.sharding.Mesh) -> dict:
     n_hi = sweep.n_max + 1
     progress = Progress("ab_plus_c sweep", 5, unit="phase", min_interval=0.0)
     s_star = abc.s_star_range(0, n_hi)
@@ -103,8 +118,7 @@ def _exhaustive(sweep: Sweep, writer: MetricsWriter) -> dict:
     py = abc.exact_range(0, n_hi)
     progress.update(2, "min_abc")
     with jax.enable_x64(True):
-        jx = jax.jit(jax.vmap(abc_jax.min_abc_jax))(np.arange(n_hi, dtype=np.int64))
-        jx = abc.ABCStats(*(np.asarray(v) for v in jx))
+        jx = _batched_min_abc(np.arange(n_hi, dtype=np.int64), mesh)
     progress.update(3, "min_abc_jax")
     s_b = abc.exact_range(4, n_hi, "algorithm_b").s
     c_bound = abc.exact_range(4, sweep.bound_stop_max + 1, "algorithm_c_bound")
@@ -170,10 +184,13 @@ def _failure_table(ex: dict) -> str:
     return report.markdown_table(header, rows)
 
 
-def _timing_table(cfg: Timing, key) -> tuple[str, dict]:
+def _timing_table(cfg: Timing, key, mesh: jax.sharding.Mesh) -> tuple[str, dict]:
     rows, figs = [], {}
+    jax_batch = sharding.pad_to_multiple(cfg.jax_batch, mesh)  # = jax_batch for 2^k devices
     with jax.enable_x64(True):
-        batched = jax.jit(jax.vmap(abc_jax.min_abc_jax))
+        batched = jax.jit(
+            jax.vmap(abc_jax.min_abc_jax), out_shardings=sharding.batch_sharding(mesh)
+        )
         for e in cfg.exponents:
             k1, k2, key = jax.random.split(key, 3)
             Ns = [_random_decimal(k, e) for k in jax.random.split(k1, cfg.samples)]
@@ -185,10 +202,11 @@ def _timing_table(cfg: Timing, key) -> tuple[str, dict]:
             if e <= cfg.algorithm_a_max_exponent:
                 t_a = _best_time(lambda Ns=Ns: [abc.algorithm_a(n) for n in Ns]) / len(Ns)
             lo = jnp.asarray(10**e, jnp.int64)
-            batch = lo + jax.random.randint(k2, (cfg.jax_batch,), 0, 10**e, dtype=jnp.int64)
+            batch = lo + jax.random.randint(k2, (jax_batch,), 0, 10**e, dtype=jnp.int64)
+            batch = sharding.shard_population(batch, mesh, what="timing batch")
             jax.block_until_ready(batched(batch))  # compile (once: same shape every exponent)
             t_jax = _best_time(lambda b=batch: jax.block_until_ready(batched(b)), 3)
-            t_jax /= cfg.jax_batch
+            t_jax /= jax_batch
             agree = brute[0].s == abc.min_abc(Ns[0]).s
             rows.append(
                 [f"1e{e}", t_brute * 1e3, t_a * 1e3, t_py * 1e6, t_jax * 1e6]
@@ -351,7 +369,9 @@ def _sweep_claims(ex: dict, sweep: Sweep, iters: Iters, tol: Tolerance, figs: di
     return claims
 
 
-def _random_claims(rnd: RandomCfg, key, figs: dict, tables: dict) -> tuple[list, list]:
+def _random_claims(
+    rnd: RandomCfg, key, figs: dict, tables: dict, mesh: jax.sharding.Mesh
+) -> tuple[list, list]:
     k_brute, k_int64, k_large = jax.random.split(key, 3)
     lo, hi = math.log10(rnd.lo), math.log10(rnd.hi)
     exps = jax.random.uniform(k_brute, (rnd.num_bruteforce,), minval=lo, maxval=hi)
@@ -365,7 +385,7 @@ def _random_claims(rnd: RandomCfg, key, figs: dict, tables: dict) -> tuple[list,
     with jax.enable_x64(True):
         n64 = jax.random.randint(k_int64, (rnd.num_int64,), 0, abc_jax.MAX_N_JAX, dtype=jnp.int64)
         n64 = np.concatenate([np.asarray(n64), np.array([abc_jax.MAX_N_JAX, 10**12 + 1], np.int64)])
-        jx = [np.asarray(v) for v in jax.jit(jax.vmap(abc_jax.min_abc_jax))(n64)]
+        jx = list(_batched_min_abc(n64, mesh))
     jx_ok = all(
         tuple(int(v[i]) for v in jx) == tuple(abc.min_abc(int(n), return_stats=True))
         for i, n in enumerate(n64.tolist())
@@ -451,19 +471,21 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         Tolerance(**config.tolerance),
     )
     writer = MetricsWriter(workdir)
+    # Data parallel: every vmapped min_abc_jax call splits its N axis over this mesh.
+    mesh = sharding.data_mesh(config.num_devices or None)
     k_random, k_time = jax.random.split(jax.random.key(config.seed))
     figs, tables = {}, {}
-    ex = _exhaustive(sweep, writer)
+    ex = _exhaustive(sweep, writer, mesh)
     claims = _sweep_claims(ex, sweep, iters, tol, figs)
     tables["Worked examples"], worked_ok = _worked_table()
     claims.append(_exact("worked-example table", "every listed value", worked_ok))
     tables["Algorithm A (open interval) failures, 4 ≤ N ≤ 2e5"] = _failure_table(ex)
     writer.write(2, phase="bounds", gap_max=figs["gap_max"], overshoot_max=figs["overshoot_max"])
-    random_claims, large = _random_claims(rnd, k_random, figs, tables)
+    random_claims, large = _random_claims(rnd, k_random, figs, tables, mesh)
     claims += random_claims
     writer.write(3, phase="random", agree=all(c["agree"] is not False for c in random_claims))
     title = "Timing (quick in-process measurement, one run; see benchmarks/ab_plus_c.py)"
-    tables[title], timing_figs = _timing_table(timing, k_time)
+    tables[title], timing_figs = _timing_table(timing, k_time, mesh)
     figs.update(timing_figs)
     if config.query:
         rows = []

@@ -13,12 +13,14 @@ P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlab import sharding
 from jaxlab.tokenizer import decoding
 from jaxlab.tokenizer import lattice as lat
 from jaxlab.tokenizer.model import (
@@ -78,6 +80,14 @@ def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
 DEVICE_FN = jax.jit(_forward, static_argnames=("method",))
 
 
+@functools.cache
+def _sharded_device_fn(mesh: jax.sharding.Mesh):
+    """``DEVICE_FN`` with rows over ``data``; one per mesh, shared by its tokenizers."""
+    return jax.jit(
+        _forward, static_argnames=("method",), out_shardings=sharding.batch_sharding(mesh)
+    )
+
+
 def _nbest(edge_scores, ids, num):
     s = edge_scores[ids.astype(jnp.int32)]
     return jax.vmap(lambda x: decoding.nbest(x, num))(s)
@@ -95,6 +105,10 @@ class Tokenizer:
       table_bits: Hash-table size override (tests force collisions with a tiny table).
       score_table_size: Pad the device score table to this length (fixed shapes across the
         shrinking vocabularies of training); default: the next power of two.
+      mesh: Data parallelism (``jaxlab.sharding.data_mesh``): the row axis ``R`` of the DP is
+        split over the ``data`` axis (rows are padded with empty rows to a multiple of the
+        device count, as bucketing already does). Results do not depend on it: line i draws
+        from (key, i) only. Default: unsharded, the shared ``DEVICE_FN``.
     """
 
     def __init__(
@@ -104,6 +118,7 @@ class Tokenizer:
         target_row_len: int = 1024,
         table_bits: int | None = None,
         score_table_size: int | None = None,
+        mesh: jax.sharding.Mesh | None = None,
     ):
         self.model = model
         self.tables = lat.build_tables(model, table_bits=table_bits)
@@ -115,7 +130,8 @@ class Tokenizer:
         pad = np.full(size - len(scores), -np.inf, np.float32)
         self._edge_scores = jnp.asarray(np.concatenate([scores, pad]))
         self._dtype = np.int16 if model.vocab_size + 2 < 2**15 else np.int32
-        self.device_fn = DEVICE_FN
+        self.mesh = mesh
+        self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
 
     # ---- layout -------------------------------------------------------------------------
     def prepare(self, texts: Sequence[str], *, row_len: int | None = None) -> Batch:
@@ -130,6 +146,8 @@ class Tokenizer:
         c = row_len or _bucket(max(longest + 1, self.target_row_len))
         row, col0 = lat.pack_rows(lengths, c)
         r = _bucket(int(row.max()) + 1 if len(row) else 1, 1, steps=8)
+        if self.mesh is not None:
+            r = sharding.pad_to_multiple(r, self.mesh)  # more empty rows, one shard per device
         first = line_offsets(lengths)
         row_len_ = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
         sym_line = np.repeat(np.arange(len(lengths)), lengths)
@@ -165,19 +183,19 @@ class Tokenizer:
             last_cell=last,
         )
 
-    def _run(self, batch: Batch, method: str, alpha: float, key) -> np.ndarray:
+    def _device(self, batch: Batch, method: str, alpha: float, key) -> jax.Array:
+        """The device DP's output ``[R, C]`` (rows over ``data`` when the tokenizer has a mesh)."""
         key = jax.random.key(0) if key is None else key
-        out = self.device_fn(
-            self._edge_scores,
-            batch.ids,
-            batch.starts,
-            np.float32(alpha),
-            method,
-            batch.lines,
-            batch.offsets,
-            key,
+        rows = (batch.ids, batch.starts, batch.lines, batch.offsets)
+        if self.mesh is not None:
+            rows = (sharding.shard_population(x, self.mesh, what="rows") for x in rows)
+        ids, starts, lines, offsets = rows
+        return self.device_fn(
+            self._edge_scores, ids, starts, np.float32(alpha), method, lines, offsets, key
         )
-        return np.asarray(out).reshape(-1)
+
+    def _run(self, batch: Batch, method: str, alpha: float, key) -> np.ndarray:
+        return np.asarray(self._device(batch, method, alpha, key)).reshape(-1)
 
     # ---- public API ---------------------------------------------------------------------
     def encode(
