@@ -7,10 +7,26 @@ one line here.
 
 import sys
 
-from jaxlab.experiments import lm_baseline
+from jaxlab.experiments import (
+    ab_plus_c,
+    deer_convergence,
+    deer_train,
+    lm_baseline,
+    quanta_theory,
+    rope_extrapolation,
+    sparse_parity,
+    tokenizer_sampling,
+)
 
 RUNNERS = {
+    "ab_plus_c": ab_plus_c.run,
+    "deer_convergence": deer_convergence.run,
+    "deer_train": deer_train.run,
     "lm_baseline": lm_baseline.run,
+    "quanta_theory": quanta_theory.run,
+    "rope_extrapolation": rope_extrapolation.run,
+    "sparse_parity": sparse_parity.run,
+    "tokenizer_sampling": tokenizer_sampling.run,
 }
 
 
