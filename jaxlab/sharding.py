@@ -85,7 +85,7 @@ def shard_population(x, mesh: jax.sharding.Mesh, axis: int = 0, what: str = "pop
       >>> mesh = data_mesh()
       >>> x = shard_population(np.arange(8 * len(jax.devices())), mesh)
       >>> x.sharding.spec
-      PartitionSpec('data',)
+      P('data',)
     """
     shape = np.shape(x)
     sharding = population_sharding(mesh, len(shape), axis)

@@ -1,7 +1,7 @@
 """Data-parallel populations (STYLE 2.8) on the 4 simulated CPU devices of conftest.py.
 
 For each vmapped computation wired to ``jaxlab.sharding`` (``min_abc_jax`` over N,
-``quanta.simulate_grid`` over γ, the tokenizer's DP over rows): the sharded result equals the
+``quanta_grid.simulate_grid`` over γ, the tokenizer DP over rows): the sharded result equals the
 unsharded one, the output sharding is the declared one, and uneven sizes fail loudly.
 """
 
