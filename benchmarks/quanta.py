@@ -3,18 +3,20 @@ the throughput of the vmapped quanta grid simulation.
 
   python benchmarks/quanta.py [--quick]
 
-Part 1 trains the same MLPs (same init, same batches, same steps) on the same device: all
-widths x seeds in one jitted program (seeds vmapped; widths stored padded to the widest and
-computed either packed, the default, or masked at the full padded cost), and one model at a time
-in a Python loop, each with its own jitted, unpadded ``lax.scan`` loop. Steady-state times
-exclude compilation, which is reported apart. Part 2 times
-``jaxlab.quanta.simulate_grid`` (the whole gamma x N x D x tau x seed grid in one program) in
+Part 1 trains the same MLPs (same init, same batches, same steps): all widths x seeds in one
+jitted program (seeds vmapped and split data-parallel over as many devices as divide them, one
+on a plain CPU; widths stored padded to the widest and computed either packed, the default, or
+masked at the full padded cost), and one model at a time in a Python loop on one device, each
+with its own jitted, unpadded ``lax.scan`` loop. Steady-state times exclude compilation, which
+is reported apart. Part 2 times
+``jaxlab.quanta_grid.simulate_grid`` (the whole gamma x N x D x tau x seed grid, one program) in
 configurations per second, next to a Python loop over jitted ``loss_of_data_poisson`` calls.
 """
 
 import argparse
 import functools
 import itertools
+import math
 import os
 import sys
 import time
@@ -26,8 +28,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import timing  # noqa: E402
 
-from jaxlab import quanta  # noqa: E402
+from jaxlab import quanta, quanta_grid  # noqa: E402
 from jaxlab import sparse_parity as sp  # noqa: E402
+from jaxlab.sharding import batch_sharding, data_mesh, shard_population  # noqa: E402
 
 
 def _setup(task, config, widths, max_width, key):
@@ -48,11 +51,18 @@ def bench_training(quick: bool) -> list:
     seed_keys = jax.random.split(jax.random.key(0), num_seeds)
     train = functools.partial(sp.train_widths, num_steps=steps, task=task, config=config)
 
-    # Batched: every (seed, width) in one program, packed (default) or masked compute.
+    # Batched: every (seed, width) in one program, packed (default) or masked compute, with the
+    # seed axis split over the data axis of the largest device count that divides the seeds
+    # (no padding: padded seeds would be counted as throughput).
+    mesh = data_mesh(math.gcd(num_seeds, jax.device_count()))
+    seeds = batch_sharding(mesh)
     setup_b = jax.jit(
-        jax.vmap(_setup, in_axes=(None, None, None, None, 0)), static_argnums=(0, 1, 2, 3)
+        jax.vmap(_setup, in_axes=(None, None, None, None, 0)),
+        static_argnums=(0, 1, 2, 3),
+        out_shardings=seeds,
     )
-    states, subtasks, data_keys = setup_b(task, config, widths, max(widths), seed_keys)
+    seed_keys_sharded = shard_population(seed_keys, mesh, what="number of seeds")
+    states, subtasks, data_keys = setup_b(task, config, widths, max(widths), seed_keys_sharded)
     batched = {}
     for packed in (True, False):
         fn = jax.jit(
@@ -60,7 +70,9 @@ def bench_training(quick: bool) -> list:
                 lambda st, sub, k, p=packed: train(
                     st, sub, logits, 0, widths=widths, packed=p, key=k
                 )
-            )
+            ),
+            in_shardings=seeds,
+            out_shardings=seeds,
         )
         batched[packed] = timing.time_fn(fn, states, subtasks, data_keys, repeats=5)
     loss_b = np.asarray(batched[True]["out"][1])  # (seeds, steps, W)
@@ -83,7 +95,8 @@ def bench_training(quick: bool) -> list:
     models = num_seeds * len(widths)
     print(
         f"training: {models} models ({num_seeds} seeds x widths {widths}), {steps} steps, "
-        f"batch {config.batch_size}, {task.n_tasks} subtasks, n={task.n}, k={task.k}"
+        f"batch {config.batch_size}, {task.n_tasks} subtasks, n={task.n}, k={task.k}; batched: "
+        f"seeds split over {mesh.size} device(s), loop: one device"
     )
     print(
         f"max |train loss packed - loop| over all steps and models: {max_diff:.2e} nats; "
@@ -122,7 +135,7 @@ def bench_grid(quick: bool) -> list:
     num_seeds, num_quanta = (2, 5_000) if quick else (4, 10_000)
     sim = jax.jit(
         functools.partial(
-            quanta.simulate_grid,
+            quanta_grid.simulate_grid,
             num_seeds=num_seeds,
             num_quanta_poisson=num_quanta,
             key=jax.random.key(0),
