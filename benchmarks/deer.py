@@ -4,14 +4,25 @@
   python benchmarks/deer.py             # the full grid (meant for a GPU): T {1e3, 1e4, 1e5},
                                         # hidden {1, 2, 4, 8, 16, 32, 64}
   python benchmarks/deer.py --grad      # forward + gradient instead of forward only
+  python benchmarks/deer.py --num-devices 1   # one device (default 0: batch over all)
 
 Setup as the reference's experiments/01_speed_benchmark/seq1d.py: untrained GRU (input = hidden
 size), batch 16, float32, inputs N(0, 1), DEER default tolerances, baseline = jitted
 ``lax.scan`` (``jaxlab.deer.sequential``) vmapped over the batch. Both sides run in this process
 on the same inputs and device; the table reports median/best of ``--repeats`` after a separate
 compile, the speed-up scan/DEER, the max abs difference, and XLA's compiled memory estimate
-(arguments + outputs + temporaries, from ``compiled.memory_analysis()``). Out-of-memory cases
-are recorded as OOM. On CPU the sequential scan wins (spec/deer.md); speed claims need a GPU.
+(arguments + outputs + temporaries, from ``compiled.memory_analysis()``; per device when
+sharded). Out-of-memory cases are recorded as OOM. On CPU the sequential scan wins
+(spec/deer.md); speed claims need a GPU.
+
+Data parallel (STYLE 2.8): both sides are ``jax.jit(..., in_shardings=..., out_shardings=...)``
+with the batch axis of ``xs`` (and of the forward output) split over the ``data`` axis of a
+``--num-devices`` mesh and the GRU parameters (and their gradient) replicated. The batch must
+divide over the devices (no padding: it would change the timed work); otherwise the script fails
+at the start. With ``--grad`` on more than one device the parameters are broadcast to the batch
+inside the jitted function, so their per-example cotangents are summed once after the scans
+instead of by a cross-device all-reduce inside every step of the baseline's backward
+``lax.scan`` (what XLA emits for shared parameters); one device keeps shared parameters.
 """
 
 from __future__ import annotations
@@ -25,19 +36,22 @@ import jax.numpy as jnp
 import numpy as np
 import timing
 
-from jaxlab import deer, rnn_cells
+from jaxlab import deer, rnn_cells, sharding
 
 
 def _memory_mb(fn, *args) -> float:
     try:
-        mem = jax.jit(fn).lower(*args).compile().memory_analysis()
+        mem = fn.lower(*args).compile().memory_analysis()
         total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
         return total / 2**20
     except Exception:  # noqa: BLE001 - some backends do not report it
         return float("nan")
 
 
-def _solvers(grad: bool, scan_method: str):
+def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
+    """``make(mode)``: a jitted batched solve ``(xs_BTD, params)``, B split over ``data``."""
+    rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+
     def fwd(mode):
         def one(xs, params):
             y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
@@ -47,10 +61,20 @@ def _solvers(grad: bool, scan_method: str):
                 rnn_cells.gru, y0, xs, params, mode=mode, scan_method=scan_method
             ).value
 
-        batched = jax.vmap(one, in_axes=(0, None))
+        def batched(xs, params):
+            if grad and mesh.size > 1:
+                # Per-example parameters (a broadcast): their cotangents are summed by the
+                # broadcast's transpose after the scans, not by an all-reduce in every step.
+                bcast = lambda a: jnp.broadcast_to(a, (xs.shape[0], *a.shape))
+                out = jax.vmap(one)(xs, jax.tree.map(bcast, params))
+            else:
+                out = jax.vmap(one, in_axes=(0, None))(xs, params)
+            return jax.lax.with_sharding_constraint(out, data)
+
         if not grad:
-            return batched
-        return jax.grad(lambda xs, p: jnp.sum(jnp.sin(batched(xs, p))), argnums=1)
+            return jax.jit(batched, in_shardings=(data, rep), out_shardings=data)
+        loss = lambda xs, p: jnp.sum(jnp.sin(batched(xs, p)))
+        return jax.jit(jax.grad(loss, argnums=1), in_shardings=(data, rep), out_shardings=rep)
 
     return fwd
 
@@ -63,25 +87,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--modes", default="newton,quasi", help="comma-separated DEER modes")
     parser.add_argument("--scan-method", default="associative", help="DEER's linear solver")
+    parser.add_argument(
+        "--num-devices", type=int, default=0, help="data-parallel devices, batch split (0 = all)"
+    )
     args = parser.parse_args()
+    mesh = sharding.data_mesh(args.num_devices or None)
+    sharding.check_divisible(args.batch, mesh, "--batch")  # fail loudly, no padding
     timing.print_machine()
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print("device:", jax.devices()[0], "| cpu count:", os.cpu_count())
+    print(f"data parallel: batch {args.batch} split over {mesh.size} device(s)")
     lengths = (1000,) if args.quick else (1000, 10_000, 100_000)
     hiddens = (1, 4, 16) if args.quick else (1, 2, 4, 8, 16, 32, 64)
     modes = args.modes.split(",")
-    make = _solvers(args.grad, args.scan_method)
+    make = _solvers(args.grad, args.scan_method, mesh)
     rows = []
     for t in lengths:
         for n in hiddens:
             key = jax.random.key(1000 * n + t)
             params = rnn_cells.init_gru(n, n, key=key)
             xs = jax.random.normal(jax.random.fold_in(key, 1), (args.batch, t, n), jnp.float32)
-            base_fn = jax.jit(make("scan"))
+            xs, params = sharding.shard_batch(xs, mesh), sharding.replicate(params, mesh)
+            base_fn = make("scan")
             base = timing.time_fn(base_fn, xs, params, repeats=args.repeats)
-            base_mb = _memory_mb(make("scan"), xs, params)
+            base_mb = _memory_mb(base_fn, xs, params)
             for mode in modes:
-                fn = jax.jit(make(mode))
+                fn = make(mode)
                 try:
                     res = timing.time_fn(fn, xs, params, repeats=args.repeats)
                 except Exception as err:  # noqa: BLE001 - record OOM, re-raise anything else
@@ -108,7 +139,7 @@ def main() -> None:
                         f"{base['median_s'] / res['median_s']:.3g}x",
                         f"{diff:.1e}",
                         f"{base['compile_s']:.2f} / {res['compile_s']:.2f}",
-                        f"{base_mb:.1f} / {_memory_mb(make(mode), xs, params):.1f}",
+                        f"{base_mb:.1f} / {_memory_mb(fn, xs, params):.1f}",
                     ]
                 )
                 print(" | ".join(map(str, rows[-1])), flush=True)
@@ -125,7 +156,8 @@ def main() -> None:
         "memory MB scan / DEER",
     ]
     what = "forward + gradient" if args.grad else "forward"
-    print(f"\nGRU {what}, batch {args.batch}, float32, {jax.default_backend()}:\n")
+    where = f"{jax.default_backend()}, batch over {mesh.size} device(s)"
+    print(f"\nGRU {what}, batch {args.batch}, float32, {where}:\n")
     print(timing.markdown_table(header, rows))
 
 

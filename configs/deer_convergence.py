@@ -10,7 +10,8 @@ x T in {1000, 2000}, plus the damped modes and the associative scan.
 
 Expect (spec/deer.md): Newton 5-16 sweeps, quasi/picard tens to ~120, Su's constant-A scheme
 hundreds up to T (= T for spectral radius >= 1), every mode exact (error <= 1e-10 float64)
-after at most T sweeps; gradients equal BPTT.
+after at most T sweeps; gradients equal BPTT. The problems of one shape (its scales) form a
+vmapped population split over ``num_devices`` data-parallel devices (full: all devices).
 """
 
 import ml_collections
@@ -41,6 +42,7 @@ def get_config(arg=None):
         scales=(0.5, 1.0, 2.0),  # scale of the recurrent weights
         modes=("newton", "quasi", "picard", "su"),  # Su's GRU A = (I + U_h / 2) / 2
     )
+    c.num_devices = 1 if q else 0  # data-parallel devices (0 = all); each shape's scales split
     c.scan_method = "sequential" if q else "associative"  # linear solver inside each sweep
     c.trace_iters = 200  # sweeps recorded for the |step| vs sweep plot (n=4, T=2000, scale 1)
     c.first_k = (1, 5, 50)  # k for the "first k states exact after k sweeps" check

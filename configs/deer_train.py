@@ -8,6 +8,10 @@ Task: running mean. Inputs x_t ~ N(0, 1), target_t = mean(x_1..x_t), T >= 1000; 
 same weights and see the same batches; only the evaluation (DEER Newton vs lax.scan) and the
 gradient (implicit adjoint scan vs BPTT) differ.
 
+Data parallel: each training batch is split over ``num_devices`` devices (full: all; the
+batch must divide evenly, else the run fails at the start); parameters and Adam state are
+replicated.
+
 Expect: the two float32 loss curves agree to relative 1e-3 at every step (DEER's default
 tolerances, spec/deer.md), and the loss falls.
 """
@@ -23,6 +27,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.experiment = "deer_train"  # key into jaxlab.experiments.RUNNERS
     c.seed = opts.seed  # seeds the init and the data stream
+    c.num_devices = 1 if q else 0  # data-parallel devices (0 = all); data.batch split over them
     c.model = dict(
         cell="gru",  # rnn_cells name
         hidden=8,  # D

@@ -3,10 +3,13 @@
 Two copies of the same ``ParallelRNN`` GRU (plus a linear readout) train side by side on the
 running-mean task with identical initial weights and batches; one evaluates the recurrence with
 DEER (Newton, implicit-differentiation gradients), the other with ``lax.scan`` and BPTT.
+
+Data parallel (STYLE 2.8): the batch axis B of every training batch is split over the ``data``
+mesh axis (``config.num_devices``), parameters and optimizer state are replicated; a batch that
+does not divide over the devices fails at the start (no padding: it would change the loss).
 """
 
 import dataclasses
-import functools
 import pathlib
 import time
 
@@ -17,7 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxlab import plots, report
+from jaxlab import plots, report, sharding
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
 from jaxlab.parallel_rnn import ParallelRNN, ParallelRNNConfig
 
@@ -48,20 +51,42 @@ def _batch(key, batch, length):
     return x_BT[..., None], jnp.cumsum(x_BT, axis=1) / counts[None]
 
 
-def _make_step(graphdef):
-    @functools.partial(jax.jit, donate_argnames=("state",))
+def make_train_step(graphdef, mesh: jax.sharding.Mesh):
+    """A jitted Adam step ``(state, x_BTM, y_BT) -> (state, loss)``, data parallel over ``mesh``.
+
+    Shardings: ``x_BTM`` and ``y_BT`` have B split over ``data`` (also constrained inside);
+    the state (parameters + optimizer) and the loss are replicated; ``state`` is donated. On
+    more than one device the model runs per example on broadcast parameters (same loss, the
+    gradient summed in another order; see ``loss_fn``); one device keeps the plain batched call.
+    """
+    rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+
     def train_step(state, x_BTM, y_BT):
+        x_BTM, y_BT = (jax.lax.with_sharding_constraint(a, data) for a in (x_BTM, y_BT))
         model, optimizer = nnx.merge(graphdef, state)
 
         def loss_fn(m):
-            return jnp.mean((m(x_BTM) - y_BT) ** 2)
+            if mesh.size == 1:
+                return jnp.mean((m(x_BTM) - y_BT) ** 2)
+            # Per-example parameters (a broadcast, B over data): their cotangents are summed by
+            # the broadcast's transpose after the recurrence. With shared parameters XLA sums
+            # them with a cross-device all-reduce inside every step of the BPTT backward scan.
+            gd, st = nnx.split(m)
+            st_B = jax.tree.map(lambda a: jnp.broadcast_to(a, (x_BTM.shape[0], *a.shape)), st)
+            pred = jax.vmap(lambda s, x: nnx.merge(gd, s)(x[None])[0])(st_B, x_BTM)
+            return jnp.mean((pred - y_BT) ** 2)
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes int/float under "strict"
             optimizer.update(model, grads)
         return nnx.state((model, optimizer)), loss
 
-    return train_step
+    return jax.jit(
+        train_step,
+        in_shardings=(rep, data, data),
+        out_shardings=(rep, rep),
+        donate_argnames=("state",),
+    )
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
@@ -69,18 +94,22 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     m = config.model
     base = ParallelRNNConfig(cell=m.cell, in_features=1, hidden=m.hidden, scan_method=m.scan_method)
     key = jax.random.key(config.seed)
+    mesh = sharding.data_mesh(config.num_devices or None)
+    sharding.check_divisible(config.data.batch, mesh, "data.batch")  # fail loudly, no padding
     states, steps = {}, {}
     for name, mode in (("deer", m.mode), ("bptt", "sequential")):
         model = Regressor(dataclasses.replace(base, mode=mode), rngs=nnx.Rngs(config.seed))
         optimizer = nnx.Optimizer(model, optax.adam(train.learning_rate), wrt=nnx.Param)
-        graphdef, states[name] = nnx.split((model, optimizer))
-        steps[name] = _make_step(graphdef)
+        graphdef, state = nnx.split((model, optimizer))
+        states[name] = sharding.replicate(state, mesh)
+        steps[name] = make_train_step(graphdef, mesh)
     writer = MetricsWriter(workdir)
     progress = Progress("deer_train", train.steps)
     losses = {"deer": [], "bptt": []}
     times = {"deer": 0.0, "bptt": 0.0}
     for i in range(train.steps):
         x, y = _batch(jax.random.fold_in(key, i), config.data.batch, config.data.length)
+        x, y = sharding.shard_batch((x, y), mesh)  # B over data
         for name in ("deer", "bptt"):
             t0 = time.perf_counter()
             states[name], loss = steps[name](states[name], x, y)
@@ -133,7 +162,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         summary=(
             f"GRU (hidden {m.hidden}) on the running-mean task, T={config.data.length}, "
             f"batch {config.data.batch}, {train.steps} Adam steps, float32, "
-            f"backend {jax.default_backend()}."
+            f"backend {jax.default_backend()}, batch split over {mesh.size} data-parallel"
+            " device(s)."
         ),
         figures=dict(
             final_loss_deer=float(deer_l[-1]),
