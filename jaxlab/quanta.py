@@ -341,7 +341,7 @@ def fit_power_law(
     x: Real[ArrayLike, " N"],
     y: Real[ArrayLike, " N"],
     *,
-    window: tuple[float, float] | None = None,
+    window: tuple[float | Array, float | Array] | None = None,
     num_bootstrap: int = 0,
     ci: float = 0.95,
     key: Array | None = None,
