@@ -110,7 +110,7 @@ plt.show()
 # ## Speed: a CPU loses, a GPU should win
 #
 # On a CPU the sequential scan is cheap and the associative scan does about twice the work plus
-# dense $D \times D$ products, so DEER loses. The table in `benchmarks/deer.md`
+# dense $D \times D$ products, so DEER loses. The table in `BENCHMARKS.md`
 # (`python benchmarks/deer.py --quick`, 2-core CPU) has DEER 5-27x *slower* than `lax.scan` for a
 # GRU with batch 16, T = 1000. The reference implementation reports 18x (T = 1k), 138x (10k) and
 # 1,122x (100k) *faster* on a V100 for hidden size 1. A small side-by-side run on this machine:

@@ -184,7 +184,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         },
         plots=[plot],
         notes=[
-            "On CPU the sequential scan is faster per step than DEER (see benchmarks/deer.md);"
+            "On CPU the sequential scan is faster per step than DEER (see BENCHMARKS.md);"
             " speed-ups need a GPU. The step times here are CPU wall times."
         ],
     )

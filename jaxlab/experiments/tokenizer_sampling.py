@@ -394,7 +394,7 @@ def run(config, workdir: pathlib.Path) -> dict:
             f"Speed goals (Viterbi >= 1x, sampling >= 2x SentencePiece) measured at "
             f"{vit_ratio:.2f}x and {smp_ratio:.2f}x on this (shared) 2-core CPU: the host-side "
             "NumPy lattice and the per-symbol lax.scan cost more than SentencePiece's compiled "
-            "trie walk; see benchmarks/tokenizer.md."
+            "trie walk; see BENCHMARKS.md."
         )
     notes.append(
         "FFBS and 'eager' draw from the same per-node uniforms with the same inverse CDF, so "
