@@ -128,9 +128,14 @@ def write_report(
         claims = results.get("claims", [])
         n_agree = sum(c["agree"] is True for c in claims)
         n_dis = sum(c["agree"] is False for c in claims)
-        status = "FAILED" if results.get("error") else f"{n_agree} agree, {n_dis} disagree"
-        rows.append([f"[{name}](#{name.replace('_', '_')})", status])
-    parts = [header, "", markdown_table(["experiment", "claims"], rows), ""]
+        n_rep = sum(c["agree"] is None for c in claims)
+        status = f"{n_agree} agree, {n_dis} disagree, {n_rep} reported only"
+        if results.get("error"):
+            status = "FAILED"
+        elif results.get("notes"):
+            status += f"; {len(results['notes'])} note(s)"
+        rows.append([f"[{name}](#{name})", status])
+    parts = [header, "", markdown_table(["experiment", "claims (see each section)"], rows), ""]
     for name, description, results, run_dir in sections:
         rel = os.path.relpath(run_dir, path.parent)
         parts.append(experiment_section(name, description, results, rel))
