@@ -21,24 +21,27 @@ def print_machine() -> dict:
     return info
 
 
-def time_fn(fn, *args, repeats: int = 5, warmup: int = 1) -> dict:
+def time_fn(fn, *args, repeats: int = 5, warmup: int = 1, block: bool = True) -> dict:
     """Times ``fn(*args)`` with ``block_until_ready``.
 
     The first call is timed separately as ``compile_s`` (trace + compile + one run); then
-    ``warmup`` untimed calls, then ``repeats`` timed calls.
+    ``warmup`` untimed calls, then ``repeats`` timed calls. Pass ``block=False`` when ``fn``
+    returns host data (e.g. lists of token ids): ``block_until_ready`` would walk every Python
+    leaf and add its own cost to both sides of a comparison.
 
     Returns:
       dict(compile_s, median_s, best_s, out): ``out`` is the last output, for correctness checks.
     """
+    sync = jax.block_until_ready if block else (lambda x: x)
     t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
+    out = sync(fn(*args))
     compile_s = time.perf_counter() - t0
     for _ in range(warmup):
-        out = jax.block_until_ready(fn(*args))
+        out = sync(fn(*args))
     times = []
     for _ in range(max(repeats, 1)):
         t0 = time.perf_counter()
-        out = jax.block_until_ready(fn(*args))
+        out = sync(fn(*args))
         times.append(time.perf_counter() - t0)
     return dict(compile_s=compile_s, median_s=statistics.median(times), best_s=min(times), out=out)
 

@@ -224,6 +224,21 @@ def test_sentencepiece_id_parity(sp_models, name):
         assert tok.decode(got) == lines  # identity normaliser, no whitespace removal
 
 
+def test_chunked_pipeline_changes_no_result(sp_models, key, monkeypatch):
+    """encode() pipelines over chunks of ~CHUNK_CHARS characters; tiny chunks (down to one line
+    each) must give the same Viterbi ids and the same samples for the same key."""
+    models, test = sp_models
+    sp, path = models["bytes"]
+    lines = test[:40] + ["", "snow ☃ man", "x"]
+    tok = Tokenizer(spm.from_sentencepiece(path))
+    whole = [tok.encode(lines), tok.encode(lines, alpha=0.1, key=key)]
+    monkeypatch.setattr(encoder, "CHUNK_CHARS", 7)
+    assert len(tok._chunks(lines)) > 10
+    chunked = [tok.encode(lines), tok.encode(lines, alpha=0.1, key=key)]
+    assert chunked == whole
+    assert chunked[0] == sp.encode(lines)
+
+
 def test_sentencepiece_entropy_and_sampling_law(sp_models, key):
     # sentencepiece 0.2.3's Python wrapper has no calculate_entropy, so the entropy check is
     # against brute-force enumeration over the SentencePiece vocabulary (normalised text).

@@ -4,7 +4,9 @@
 normalises the lines as SentencePiece does, finds the lattice on the host (NumPy, vectorised),
 lays whole lines end to end into ``R`` rows of a padded ``[R, C, M]`` array (``R`` and ``C``
 bucketed, so a few shapes cover every batch), runs the DP for all rows in one jitted call, and
-maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte fallback).
+maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte fallback). Large
+inputs are split into chunks of about ``CHUNK_CHARS`` characters and pipelined: the DP of one
+chunk runs (asynchronous dispatch) while the host builds the next chunk's lattice.
 
 ``alpha < 0`` is Viterbi (BytePiece's convention); ``alpha >= 0`` samples from
 P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
@@ -55,6 +57,8 @@ def _bucket(n: int, minimum: int = 16, steps: int = 1) -> int:
     grain = max(1, top // (2 * steps)) if steps > 1 else top
     return max(minimum, -(-n // grain) * grain)
 
+
+CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
 
 TRACES = {"count": 0}  # incremented each time _forward is traced (compile-count tests)
 
@@ -134,11 +138,15 @@ class Tokenizer:
         self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
 
     # ---- layout -------------------------------------------------------------------------
-    def prepare(self, texts: Sequence[str], *, row_len: int | None = None) -> Batch:
+    def prepare(
+        self, texts: Sequence[str], *, row_len: int | None = None, first_line: int = 0
+    ) -> Batch:
         """Normalises ``texts`` and builds the padded row layout and lattice.
 
         Whole lines are packed greedily, in order, into rows of ``C`` symbols (``C`` a power of
-        two >= ``target_row_len`` and > the longest line); cells are row-major.
+        two >= ``target_row_len`` and > the longest line); cells are row-major. ``first_line``
+        is the global index of ``texts[0]`` (``lines`` holds global indices, so a line's
+        randomness does not depend on how a call is split into chunks).
         """
         cps, lengths = normalize(self.model, *to_codepoints(texts))
         n = len(cps)
@@ -168,7 +176,7 @@ class Tokenizer:
         pad = row_len_ < c
         starts[(np.arange(r) * c + row_len_)[pad]] = True
         lines = np.zeros(r * c, np.int32)
-        lines[cell] = sym_line
+        lines[cell] = sym_line + first_line
         offs = np.zeros(r * c, np.int32)
         offs[cell] = offset
         last = np.where(nonempty, row * c + col0 + lengths - 1, -1)
@@ -221,9 +229,38 @@ class Tokenizer:
         """
         if alpha >= 0 and key is None:
             raise ValueError("sampling (alpha >= 0) needs a key")
-        batch = self.prepare(texts, row_len=row_len)
         method_ = "viterbi" if alpha < 0 else method
-        tok = self._run(batch, method_, max(alpha, 0.0), key)[batch.cell]
+        # Software pipeline over chunks of lines: the device DP of chunk i is dispatched
+        # (asynchronously) before the host builds the lattice of chunk i + 1 and extracts the
+        # ids of chunk i - 1, so host NumPy work and the device DP overlap.
+        out: list[list[int]] = []
+        pending = None
+        for a, b in self._chunks(texts):
+            batch = self.prepare(texts[a:b], row_len=row_len, first_line=a)
+            dev = self._device(batch, method_, max(alpha, 0.0), key)
+            if pending is not None:
+                out += self._extract(*pending)
+            pending = (batch, dev)
+        if pending is not None:
+            out += self._extract(*pending)
+        if add_bos or add_eos:
+            pre = [self.model.bos_id] if add_bos else []
+            post = [self.model.eos_id] if add_eos else []
+            out = [pre + o + post for o in out]
+        return out
+
+    def _chunks(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+        """Line ranges ``[a, b)`` of about ``CHUNK_CHARS`` characters each (at least one)."""
+        if len(texts) == 0:
+            return [(0, 0)]
+        ends = np.cumsum([len(t) for t in texts])
+        cuts = np.searchsorted(ends, np.arange(1, ends[-1] // CHUNK_CHARS + 1) * CHUNK_CHARS)
+        bounds = np.unique(np.concatenate([[0], cuts + 1, [len(texts)]]).clip(0, len(texts)))
+        return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+    def _extract(self, batch: Batch, dev: jax.Array) -> list[list[int]]:
+        """Per-line id lists from the device output of one chunk (blocks on it)."""
+        tok = np.asarray(dev).reshape(-1)[batch.cell]
         is_tok = tok >= 0
         ids = tok[is_tok]
         pos = np.flatnonzero(is_tok)
@@ -242,10 +279,6 @@ class Tokenizer:
             for i in unk_lines.tolist():
                 chars = batch.cps[pos[bounds[i] : bounds[i + 1]]]
                 out[i] = self._fix_unknown(out[i], chars)
-        if add_bos or add_eos:
-            pre = [self.model.bos_id] if add_bos else []
-            post = [self.model.eos_id] if add_eos else []
-            out = [pre + o + post for o in out]
         return out
 
     def _fix_unknown(self, ids: list[int], last_chars: np.ndarray) -> list[int]:
