@@ -13,7 +13,6 @@ import dataclasses
 import pathlib
 import sysconfig
 import zlib
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -136,7 +135,3 @@ def split_fingerprint(corpus: Corpus) -> str:
     h = zlib.crc32(corpus.train.tobytes())
     h = zlib.crc32(corpus.heldout.tobytes(), h)
     return f"{h:08x}-{corpus.train.size}-{corpus.heldout.size}"
-
-
-def names(files: Sequence[str]) -> str:
-    return ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")

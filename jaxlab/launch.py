@@ -32,6 +32,12 @@ def _runners():
     return RUNNERS
 
 
+def _describe(name: str) -> str:
+    from jaxlab.experiments import describe
+
+    return describe(name)
+
+
 def resolve_config_path(name: str) -> pathlib.Path:
     """``configs/x.py`` or a bare experiment name ``x`` → an existing config file."""
     path = pathlib.Path(name)
@@ -240,9 +246,7 @@ def reproduce(mode: str, only: list[str] | None, out: str | pathlib.Path) -> int
             traceback.print_exc()
             results = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
             failed.append(name)
-        from jaxlab.experiments import describe
-
-        sections.append((name, describe(name), results, workdir))
+        sections.append((name, _describe(name), results, workdir))
     machine = metrics.machine_info()
     when = datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes")
     header = "\n".join(

@@ -55,7 +55,7 @@ def _main(argv: list[str]) -> int:
         return importlib.import_module(TOOLS[argv[0]]).cli(argv[1:])
     overrides = [a for a in argv if a.startswith("--config.")]
     args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
-    from jaxlab import launch
+    from jaxlab import launch, report
 
     if getattr(args, "distributed", False):
         import jax
@@ -75,9 +75,7 @@ def _main(argv: list[str]) -> int:
         default = "runs/" + args.config.replace(".py", "").split("/")[-1].replace(":", "-")
         results = launch.run_experiment(config, args.workdir or default)
         for c in results.get("claims", []):
-            print(
-                f"{launch.report.verdict(c['agree']):>12s}  {c['name']}: measured {c['measured']}"
-            )
+            print(f"{report.verdict(c['agree']):>12s}  {c['name']}: measured {c['measured']}")
         return 0
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     return launch.reproduce(args.mode or "quick", only, args.out)

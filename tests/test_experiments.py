@@ -3,7 +3,6 @@
 
 import json
 
-import ml_collections
 import pytest
 
 from jaxlab import launch, report
@@ -101,4 +100,3 @@ def test_markdown_table_formats_numbers():
     t = report.markdown_table(["x", "y"], [[1.23456789, 1e-7], ["a|b", True]])
     assert t.splitlines()[2] == "| 1.235 | 1.000e-07 |"
     assert t.splitlines()[3] == "| a\\|b | yes |"
-    assert isinstance(ml_collections.ConfigDict, type)

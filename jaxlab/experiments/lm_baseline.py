@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pathlib
 
+import jax
 import ml_collections
 import numpy as np
+from flax import nnx
 
 from jaxlab import data, plots, report, sharding, train
 from jaxlab.metrics import read_metrics
@@ -57,7 +59,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     ax.set_title("held-out accuracy by position")
     acc_png = plots.save_figure(fig, workdir, "accuracy_by_position.png")
 
-    n_params = sum(int(np.prod(p.shape)) for p in _params(result.model))
+    n_params = sum(x.size for x in jax.tree.leaves(nnx.state(result.model, nnx.Param)))
     return {
         "summary": (
             f"{model_cfg.num_layers}-layer, width-{model_cfg.embed_dim} byte LM ({n_params:,} "
@@ -96,9 +98,3 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         },
         "plots": [loss_png, acc_png],
     }
-
-
-def _params(model):
-    from flax import nnx
-
-    return [v[...] for _, v in nnx.iter_graph(model) if isinstance(v, nnx.Param)]
