@@ -5,6 +5,7 @@
                                         # hidden {1, 2, 4, 8, 16, 32, 64}
   python benchmarks/deer.py --grad      # forward + gradient instead of forward only
   python benchmarks/deer.py --num-devices 1   # one device (default 0: batch over all)
+  python benchmarks/deer.py --lengths 100000 --hiddens 1,64   # a sub-grid (comma lists)
 
 Setup as the reference's experiments/01_speed_benchmark/seq1d.py: untrained GRU (input = hidden
 size), batch 16, float32, inputs N(0, 1), DEER default tolerances, baseline = jitted
@@ -90,6 +91,8 @@ def main() -> None:
     parser.add_argument(
         "--num-devices", type=int, default=0, help="data-parallel devices, batch split (0 = all)"
     )
+    parser.add_argument("--lengths", help="comma-separated T (default: the --quick or full grid)")
+    parser.add_argument("--hiddens", help="comma-separated hidden sizes (default: likewise)")
     args = parser.parse_args()
     mesh = sharding.data_mesh(args.num_devices or None)
     sharding.check_divisible(args.batch, mesh, "--batch")  # fail loudly, no padding
@@ -99,6 +102,10 @@ def main() -> None:
     print(f"data parallel: batch {args.batch} split over {mesh.size} device(s)")
     lengths = (1000,) if args.quick else (1000, 10_000, 100_000)
     hiddens = (1, 4, 16) if args.quick else (1, 2, 4, 8, 16, 32, 64)
+    if args.lengths:
+        lengths = tuple(int(v) for v in args.lengths.split(","))
+    if args.hiddens:
+        hiddens = tuple(int(v) for v in args.hiddens.split(","))
     modes = args.modes.split(",")
     make = _solvers(args.grad, args.scan_method, mesh)
     rows = []
