@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxlab.tokenizer import encoder, lattice, reference, spm
+from jaxlab.tokenizer import encoder, lattice, native, reference, spm
 from jaxlab.tokenizer.encoder import Tokenizer
 from jaxlab.tokenizer.model import from_pieces
 
@@ -208,13 +208,17 @@ def sp_models(tmp_path_factory):
     return out, test
 
 
+@pytest.mark.parametrize("use_native", [True, False], ids=["native", "numpy"])
 @pytest.mark.parametrize("name", ["bytes", "unk"])
-def test_sentencepiece_id_parity(sp_models, name):
+def test_sentencepiece_id_parity(sp_models, name, use_native):
+    """Both host paths (compiled kernels and NumPy) give SentencePiece's ids."""
+    if use_native and not native.available():
+        pytest.skip("no C compiler: only the NumPy host path exists here")
     models, test = sp_models
     sp, path = models[name]
     extra = ["", "   ", "  two  spaces  ", "snow ☃ man ☃☃ end", "日本語 ünïcödé \t tab", "x"]
     lines = test + extra
-    tok = Tokenizer(spm.from_sentencepiece(path))
+    tok = Tokenizer(spm.from_sentencepiece(path), use_native=use_native)
     got = tok.encode(lines)
     want = sp.encode(lines)
     bad = [i for i in range(len(lines)) if got[i] != want[i]]

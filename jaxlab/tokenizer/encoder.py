@@ -1,12 +1,16 @@
 """Host API: batch encode / sample / decode with a unigram model (SentencePiece-compatible).
 
 ``Tokenizer(model)`` builds the lattice tables once; ``encode(texts, alpha=..., key=...)``
-normalises the lines as SentencePiece does, finds the lattice on the host (NumPy, vectorised),
-lays whole lines end to end into ``R`` rows of a padded ``[R, C, M]`` array (``R`` and ``C``
-bucketed, so a few shapes cover every batch), runs the DP for all rows in one jitted call, and
-maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte fallback). Large
-inputs are split into chunks of about ``CHUNK_CHARS`` characters and pipelined: the DP of one
-chunk runs (asynchronous dispatch) while the host builds the next chunk's lattice.
+normalises the lines as SentencePiece does, packs whole lines end to end into ``R`` rows of
+``C`` cells (``R`` and ``C`` bucketed, so a few shapes cover every batch), builds the lattice
+``[C, M, R]`` in that time-major layout on the host, runs the DP for all rows in one jitted call,
+and maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte fallback).
+
+Host work (layout, lattice search, reading ids back) runs in the small compiled kernels of
+:mod:`jaxlab.tokenizer.native` when a C compiler is available, else in vectorised NumPy; the
+results are identical. Large inputs are split into chunks of about ``CHUNK_CHARS`` characters
+and pipelined: the DP of one chunk runs (asynchronous dispatch) while the host lays out the next
+chunk and reads back the previous one.
 
 ``alpha < 0`` is Viterbi (BytePiece's convention); ``alpha >= 0`` samples from
 P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
@@ -14,8 +18,10 @@ P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import gc
 from collections.abc import Sequence
 
 import jax
@@ -23,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import sharding
-from jaxlab.tokenizer import decoding
+from jaxlab.tokenizer import decoding, native
 from jaxlab.tokenizer import lattice as lat
 from jaxlab.tokenizer.model import (
     BYTE,
@@ -39,16 +45,30 @@ from jaxlab.tokenizer.model import (
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """A batch of normalised lines laid out for the device DP (host arrays)."""
+    """A batch of normalised lines laid out for the device DP (host arrays).
+
+    The layout is time-major with rows last (see :mod:`decoding`): ``R`` rows of ``C`` cells,
+    cell ``(col, row)`` has the flat index ``col * R + row``.
+    """
 
     cps: np.ndarray  # uint32 [N] normalised code points
     lengths: np.ndarray  # int64 [B] normalised line lengths
-    cell: np.ndarray  # int64 [N] flat cell index row * C + col of every symbol
-    ids: np.ndarray  # int [R, C, M] lattice piece ids
-    starts: np.ndarray  # bool [R, C] line (and padding) starts
-    lines: np.ndarray  # int32 [R, C] line index of every cell
-    offsets: np.ndarray  # int32 [R, C] offset within the line
+    cell: np.ndarray  # int64 [N] flat cell index col * R + row of every symbol
+    ids: np.ndarray  # int [C, M, R] lattice piece ids
+    starts: np.ndarray  # bool [C, R] line (and padding) starts
+    lines: np.ndarray | None  # int32 [C, R] line index of every cell (samplers only)
+    offsets: np.ndarray | None  # int32 [C, R] offset within the line (samplers only)
     last_cell: np.ndarray  # int64 [B] cell of each line's last symbol (-1 if empty)
+
+    def edge_index(self, cell: np.ndarray, k: np.ndarray | int) -> np.ndarray:
+        """Flat index into ``ids`` of edge ``k`` (length k + 1) ending at ``cell``."""
+        _, m, r = self.ids.shape
+        return (cell // r * m + k) * r + cell % r
+
+    def symbol_edges(self) -> np.ndarray:
+        """The lattice as ``[N, M]``: the edges ending at every symbol, in text order."""
+        _, m, r = self.ids.shape
+        return self.ids.reshape(-1)[self.edge_index(self.cell[:, None], np.arange(m))]
 
 
 def _bucket(n: int, minimum: int = 16, steps: int = 1) -> int:
@@ -64,20 +84,22 @@ TRACES = {"count": 0}  # incremented each time _forward is traced (compile-count
 
 
 def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
-    """The one jitted device function: lattice scores -> piece-end ids per cell (or values)."""
+    """The one jitted device function: lattice ``[C, M, R]`` -> piece-end ids ``[C, R]``.
+
+    Cells where no piece ends hold -1. For ``log_partition`` and ``entropy`` the values at
+    every cell are returned instead.
+    """
     TRACES["count"] += 1
-    vm = lambda f, n: jax.vmap(f, in_axes=(0,) * n)
     if method == "viterbi":
-        _, k, ends = vm(lambda a, b: decoding.viterbi(a, b, edge_scores), 2)(ids, starts)
+        _, k, ends = decoding.viterbi(ids, starts, edge_scores)
     elif method == "log_partition":
-        return vm(lambda a, b: decoding.log_partition(a, b, alpha, edge_scores), 2)(ids, starts)
+        return decoding.log_partition(ids, starts, alpha, edge_scores)
     elif method == "entropy":
-        return vm(lambda a, b: decoding.entropy(a, b, alpha, edge_scores), 2)(ids, starts)
+        return decoding.entropy(ids, starts, alpha, edge_scores)
     else:
-        f = lambda a, b, c, d: decoding.sample(a, b, c, d, alpha, method, edge_scores, key=key)
-        k, ends = vm(f, 4)(ids, starts, lines, offsets)
-    piece = jnp.take_along_axis(ids, k[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    return jnp.where(ends, piece.astype(jnp.int32), -1)
+        k, ends = decoding.sample(ids, starts, lines, offsets, alpha, method, edge_scores, key=key)
+    piece = jnp.take_along_axis(ids, k[:, None, :], axis=1)[:, 0]
+    return jnp.where(ends, piece, jnp.asarray(-1, ids.dtype))
 
 
 # The jit boundary of the host API; shared by all tokenizers (shapes are bucketed).
@@ -87,9 +109,8 @@ DEVICE_FN = jax.jit(_forward, static_argnames=("method",))
 @functools.cache
 def _sharded_device_fn(mesh: jax.sharding.Mesh):
     """``DEVICE_FN`` with rows over ``data``; one per mesh, shared by its tokenizers."""
-    return jax.jit(
-        _forward, static_argnames=("method",), out_shardings=sharding.batch_sharding(mesh)
-    )
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, sharding.DATA_AXIS))
+    return jax.jit(_forward, static_argnames=("method",), out_shardings=rows)
 
 
 def _nbest(edge_scores, ids, num):
@@ -98,6 +119,24 @@ def _nbest(edge_scores, ids, num):
 
 
 NBEST_FN = jax.jit(_nbest, static_argnames=("num",))
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pauses Python's cyclic garbage collector while the id lists are built.
+
+    ``encode`` creates one list per line (26k lists of 560k ints for 1 MiB of source code); the
+    allocations trigger collections that walk every tracked object of the process, about a
+    fifth of ``encode``'s time, and find nothing: lists of ints cannot form cycles. Reference
+    counting still frees everything as usual; the collector's previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Tokenizer:
@@ -113,6 +152,9 @@ class Tokenizer:
         split over the ``data`` axis (rows are padded with empty rows to a multiple of the
         device count, as bucketing already does). Results do not depend on it: line i draws
         from (key, i) only. Default: unsharded, the shared ``DEVICE_FN``.
+      use_native: Build lattices and read results with the compiled host kernels
+        (:mod:`jaxlab.tokenizer.native`) instead of NumPy. Default: when they are available.
+        Results are identical either way; only the host time differs.
     """
 
     def __init__(
@@ -123,6 +165,7 @@ class Tokenizer:
         table_bits: int | None = None,
         score_table_size: int | None = None,
         mesh: jax.sharding.Mesh | None = None,
+        use_native: bool | None = None,
     ):
         self.model = model
         self.tables = lat.build_tables(model, table_bits=table_bits)
@@ -135,69 +178,116 @@ class Tokenizer:
         self._edge_scores = jnp.asarray(np.concatenate([scores, pad]))
         self._dtype = np.int16 if model.vocab_size + 2 < 2**15 else np.int32
         self.mesh = mesh
+        if use_native and not native.available():
+            raise RuntimeError("use_native=True but the compiled kernels are unavailable")
+        self.use_native = native.available() if use_native is None else use_native
         self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
 
     # ---- layout -------------------------------------------------------------------------
     def prepare(
-        self, texts: Sequence[str], *, row_len: int | None = None, first_line: int = 0
+        self,
+        texts: Sequence[str],
+        *,
+        row_len: int | None = None,
+        first_line: int = 0,
+        positions: bool = True,
     ) -> Batch:
         """Normalises ``texts`` and builds the padded row layout and lattice.
 
         Whole lines are packed greedily, in order, into rows of ``C`` symbols (``C`` a power of
-        two >= ``target_row_len`` and > the longest line); cells are row-major. ``first_line``
-        is the global index of ``texts[0]`` (``lines`` holds global indices, so a line's
-        randomness does not depend on how a call is split into chunks).
+        two >= ``target_row_len`` and > the longest line). ``first_line`` is the global index
+        of ``texts[0]`` (``lines`` holds global indices, so a line's randomness does not depend
+        on how a call is split into chunks). ``positions=False`` skips ``lines`` and
+        ``offsets``, which only the samplers need.
         """
         cps, lengths = normalize(self.model, *to_codepoints(texts))
-        n = len(cps)
         longest = int(lengths.max()) if len(lengths) else 0
-        c = row_len or _bucket(max(longest + 1, self.target_row_len))
-        row, col0 = lat.pack_rows(lengths, c)
+        if row_len is not None and row_len > longest:
+            c = row_len
+        else:
+            c = _bucket(max(longest + 1, self.target_row_len))
+        row, col0 = (native.pack_rows if self.use_native else lat.pack_rows)(lengths, c)
         r = _bucket(int(row.max()) + 1 if len(row) else 1, 1, steps=8)
         if self.mesh is not None:
             r = sharding.pad_to_multiple(r, self.mesh)  # more empty rows, one shard per device
-        first = line_offsets(lengths)
-        row_len_ = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
-        sym_line = np.repeat(np.arange(len(lengths)), lengths)
-        offset = np.arange(n) - np.repeat(first, lengths)
-        cell = row[sym_line] * c + col0[sym_line] + offset
-        ids = lat.find_edges(
-            self.tables,
-            lat.dense_symbols(self.tables, cps),
-            offset,
-            unk_id=self.model.unk_id,
-            out_index=cell,
-            out_rows=c * r,
-            dtype=self._dtype,
-        )
-        starts = np.zeros(r * c, bool)
+        first_missing = self.model.unk_id if self.model.unk_id >= 0 else self.tables.none_id
+        if self.use_native and self.tables.trans is not None:
+            ids, starts, cell, lines, offs = native.layout(
+                cps,
+                lengths,
+                row,
+                col0,
+                rows=r,
+                cols=c,
+                tables=self.tables,
+                first_missing=first_missing,
+                dtype=self._dtype,
+                positions=positions,
+                first_line=first_line,
+            )
+        else:
+            ids, starts, cell, lines, offs = self._layout_numpy(
+                cps, lengths, row, col0, r, c, positions, first_line
+            )
         nonempty = lengths > 0
-        starts[(row * c + col0)[nonempty]] = True
-        pad = row_len_ < c
-        starts[(np.arange(r) * c + row_len_)[pad]] = True
-        lines = np.zeros(r * c, np.int32)
-        lines[cell] = sym_line + first_line
-        offs = np.zeros(r * c, np.int32)
-        offs[cell] = offset
-        last = np.where(nonempty, row * c + col0 + lengths - 1, -1)
+        last = np.where(nonempty, (col0 + lengths - 1) * r + row, -1)
         return Batch(
             cps=cps,
             lengths=lengths,
             cell=cell,
-            ids=ids.reshape(r, c, -1),
-            starts=starts.reshape(r, c),
-            lines=lines.reshape(r, c),
-            offsets=offs.reshape(r, c),
+            ids=ids,
+            starts=starts,
+            lines=lines,
+            offsets=offs,
             last_cell=last,
         )
 
+    def _layout_numpy(self, cps, lengths, row, col0, r, c, positions, first_line):
+        """NumPy version of :func:`native.layout` (the reference, and the fallback)."""
+        n, m = len(cps), self.tables.width
+        first = line_offsets(lengths)
+        sym_row = np.repeat(row, lengths)
+        offset = np.arange(n, dtype=np.int64) - np.repeat(first, lengths)
+        col = np.repeat(col0, lengths) + offset
+        cell = col * r + sym_row
+        ids = np.full((c, m, r), self.tables.none_id, self._dtype)
+        ids[:, 0, :] = self.tables.pad_id  # cells without a symbol
+        lat.find_edges(
+            self.tables,
+            lat.dense_symbols(self.tables, cps),
+            offset,
+            unk_id=self.model.unk_id,
+            out=ids,
+            base=col * (m * r) + sym_row,
+            kstride=r,
+            use_native=False,
+        )
+        starts = np.zeros((c, r), bool)
+        nonempty = lengths > 0
+        starts[col0[nonempty], row[nonempty]] = True
+        used = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
+        padded = np.flatnonzero(used < c)
+        starts[used[padded], padded] = True  # padding after the last line of a row
+        lines = offs = None
+        if positions:
+            lines = np.zeros(c * r, np.int32)
+            lines[cell] = np.repeat(np.arange(len(lengths)), lengths) + first_line
+            offs = np.zeros(c * r, np.int32)
+            offs[cell] = offset
+            lines, offs = lines.reshape(c, r), offs.reshape(c, r)
+        return ids, starts, cell, lines, offs
+
     def _device(self, batch: Batch, method: str, alpha: float, key) -> jax.Array:
-        """The device DP's output ``[R, C]`` (rows over ``data`` when the tokenizer has a mesh)."""
+        """The device DP's output ``[C, R]`` (rows over ``data`` when the tokenizer has a mesh)."""
         key = jax.random.key(0) if key is None else key
-        rows = (batch.ids, batch.starts, batch.lines, batch.offsets)
+        args = (batch.ids, batch.starts, batch.lines, batch.offsets)
         if self.mesh is not None:
-            rows = (sharding.shard_population(x, self.mesh, what="rows") for x in rows)
-        ids, starts, lines, offsets = rows
+            axes = (2, 1, 1, 1)
+            args = tuple(
+                None if x is None else sharding.shard_population(x, self.mesh, a, what="rows")
+                for x, a in zip(args, axes, strict=True)
+            )
+        ids, starts, lines, offsets = args
         return self.device_fn(
             self._edge_scores, ids, starts, np.float32(alpha), method, lines, offsets, key
         )
@@ -235,14 +325,17 @@ class Tokenizer:
         # ids of chunk i - 1, so host NumPy work and the device DP overlap.
         out: list[list[int]] = []
         pending = None
-        for a, b in self._chunks(texts):
-            batch = self.prepare(texts[a:b], row_len=row_len, first_line=a)
-            dev = self._device(batch, method_, max(alpha, 0.0), key)
+        with _gc_paused():
+            for a, b in self._chunks(texts):
+                batch = self.prepare(
+                    texts[a:b], row_len=row_len, first_line=a, positions=method_ != "viterbi"
+                )
+                dev = self._device(batch, method_, max(alpha, 0.0), key)
+                if pending is not None:
+                    out += self._extract(*pending)
+                pending = (batch, dev)
             if pending is not None:
                 out += self._extract(*pending)
-            pending = (batch, dev)
-        if pending is not None:
-            out += self._extract(*pending)
         if add_bos or add_eos:
             pre = [self.model.bos_id] if add_bos else []
             post = [self.model.eos_id] if add_eos else []
@@ -260,25 +353,27 @@ class Tokenizer:
 
     def _extract(self, batch: Batch, dev: jax.Array) -> list[list[int]]:
         """Per-line id lists from the device output of one chunk (blocks on it)."""
-        tok = np.asarray(dev).reshape(-1)[batch.cell]
-        is_tok = tok >= 0
-        ids = tok[is_tok]
-        pos = np.flatnonzero(is_tok)
-        first = line_offsets(batch.lengths)
-        per_line = np.zeros(len(batch.lengths), np.int64)
-        nonempty = batch.lengths > 0
-        if len(tok):
-            per_line[nonempty] = np.add.reduceat(is_tok, first[nonempty])
-        bounds = np.concatenate([[0], np.cumsum(per_line)])
+        out_cells = np.asarray(dev).reshape(-1)
+        if self.use_native:
+            ids, per_line = native.gather_ends(out_cells, batch.cell, batch.lengths)
+        else:
+            tok = out_cells[batch.cell]
+            ids = tok[tok >= 0]
+            first = line_offsets(batch.lengths)
+            per_line = np.zeros(len(batch.lengths), np.int64)
+            nonempty = batch.lengths > 0
+            if len(tok):
+                per_line[nonempty] = np.add.reduceat(tok >= 0, first[nonempty])
+        bounds = np.concatenate([[0], np.cumsum(per_line)]).tolist()
         flat = ids.tolist()
-        out = [flat[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+        out = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         if self.model.unk_id >= 0:
-            unk_lines = np.unique(
-                np.searchsorted(bounds, np.flatnonzero(ids == self.model.unk_id), "right") - 1
-            )
-            for i in unk_lines.tolist():
-                chars = batch.cps[pos[bounds[i] : bounds[i + 1]]]
-                out[i] = self._fix_unknown(out[i], chars)
+            has_unk = ids == self.model.unk_id
+            if has_unk.any():
+                ends = np.flatnonzero(out_cells[batch.cell] >= 0)  # symbol of every piece end
+                for i in np.unique(np.searchsorted(bounds, np.flatnonzero(has_unk), "right") - 1):
+                    chars = batch.cps[ends[bounds[i] : bounds[i + 1]]]
+                    out[i] = self._fix_unknown(out[i], chars)
         return out
 
     def _fix_unknown(self, ids: list[int], last_chars: np.ndarray) -> list[int]:
@@ -329,12 +424,12 @@ class Tokenizer:
         are mapped as in :meth:`encode`. Fewer than ``num`` entries if the line has fewer
         segmentations.
         """
-        batch = self.prepare([text])
+        batch = self.prepare([text], positions=False)
         n_sym = int(batch.lengths[0])
         c = _bucket(n_sym + 1, 16)
-        ids = np.full((1, c, batch.ids.shape[-1]), self.tables.none_id, batch.ids.dtype)
+        ids = np.full((1, c, batch.ids.shape[1]), self.tables.none_id, batch.ids.dtype)
         ids[0, :, 0] = self.tables.pad_id
-        ids[0, :n_sym] = batch.ids.reshape(-1, batch.ids.shape[-1])[batch.cell]
+        ids[0, :n_sym] = batch.symbol_edges()
         vals, k, ends = NBEST_FN(self._edge_scores, ids, num)
         vals, k, ends = np.asarray(vals)[0], np.asarray(k)[0], np.asarray(ends)[0]
         out = []
@@ -349,7 +444,7 @@ class Tokenizer:
         return out
 
     def _line_values(self, texts, method: str, alpha: float) -> np.ndarray:
-        batch = self.prepare(texts)
+        batch = self.prepare(texts, positions=False)
         vals = self._run(batch, method, alpha, None)
         return np.where(batch.last_cell >= 0, vals[np.maximum(batch.last_cell, 0)], 0.0)
 

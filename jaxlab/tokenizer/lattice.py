@@ -26,6 +26,7 @@ import dataclasses
 
 import numpy as np
 
+from jaxlab.tokenizer import native
 from jaxlab.tokenizer.model import NORMAL, UnigramModel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -181,9 +182,11 @@ def find_edges(
     offsets: np.ndarray,
     *,
     unk_id: int,
-    out_index: np.ndarray | None = None,
-    out_rows: int | None = None,
+    out: np.ndarray | None = None,
+    base: np.ndarray | None = None,
+    kstride: int = 1,
     dtype=np.int32,
+    use_native: bool | None = None,
 ) -> np.ndarray:
     """Finds every piece occurrence in a flat batch of lines.
 
@@ -192,27 +195,53 @@ def find_edges(
       symbols: int ``[N]`` dense symbol ids of all lines, concatenated.
       offsets: int ``[N]`` position of each symbol within its line (windows never cross lines).
       unk_id: Id for unknown single-character edges (-1: no unknown edges).
-      out_index: Optional int ``[N]`` row of the output for each symbol (default: identity);
-        lets the caller lay the lattice out directly in the DP's order.
-      out_rows: Number of output rows (default N); rows not written hold ``PAD`` at k = 0.
+      out: Optional flat, C-contiguous int16/int32 array to write into (already filled by the
+        caller, e.g. with ``NONE``); edge ``k`` of symbol ``i`` goes to
+        ``out[base[i] + k * kstride]``. This lets the caller lay the lattice out directly in
+        the DP's order. Default: a new ``[N, width]`` array of ``dtype`` filled with ``NONE``.
+      base, kstride: The layout of ``out`` (required with ``out``).
+      use_native: Use the compiled walk (:mod:`jaxlab.tokenizer.native`); default: whenever
+        it is available and the dense transition table exists. Both give identical lattices.
 
     Returns:
-      ``dtype`` ``[out_rows, width]`` piece ids: entry ``[t, k]`` is the piece spelled by symbols
-      ``t-k..t``; ``NONE`` where no piece matches.
+      The lattice: piece ids, where entry ``k`` of symbol ``t`` is the piece spelled by symbols
+      ``t-k..t`` and ``NONE`` where no piece matches (``out`` itself if given).
     """
     n = len(symbols)
+    if out is None:
+        out = np.full((n, tables.width), tables.none_id, dtype)
+        base, kstride = np.arange(n, dtype=np.int64) * tables.width, 1
+    elif base is None:
+        raise ValueError("find_edges: `out` needs `base` (and `kstride`)")
+    flat = out.reshape(-1)
+    if flat.base is None and out.size:  # reshape copied: the caller would never see results
+        raise ValueError("find_edges: `out` must be C-contiguous")
+    first_missing = unk_id if unk_id >= 0 else tables.none_id
+    if use_native is None:
+        use_native = tables.trans is not None and native.available()
+    if use_native:
+        native.find_edges(
+            symbols.astype(np.int32, copy=False),
+            offsets.astype(np.int32, copy=False),
+            child1=tables.child1,
+            trans=tables.trans,
+            a1=tables.alphabet_size + 1,
+            piece_of=tables.piece_of,
+            max_len=tables.max_len,
+            first_missing=first_missing,
+            none_id=tables.none_id,
+            base=base.astype(np.int64, copy=False),
+            kstride=kstride,
+            out=flat,
+        )
+        return out
     m = tables.max_len
-    rows = n if out_rows is None else out_rows
-    idx_map = np.arange(n) if out_index is None else out_index
-    ids = np.full((rows, tables.width), tables.none_id, dtype)
-    if rows > n or out_index is not None:
-        ids[:, 0] = tables.pad_id
     a1 = tables.alphabet_size + 1
     small = tables.trans is not None  # dense keys fit in int32
     itype = np.int32 if small else np.int64
     node = tables.child1[symbols]
     piece = tables.piece_of[node]
-    ids[idx_map, 0] = np.where(piece >= 0, piece, unk_id if unk_id >= 0 else tables.none_id)
+    flat[base] = np.where(piece >= 0, piece, first_missing)
     # Put a 0 symbol (no transitions) before every line, so windows die at line starts.
     is_first = offsets == 0
     shifted = np.arange(n) + np.cumsum(is_first)
@@ -221,7 +250,7 @@ def find_edges(
     alive = np.flatnonzero(node > 0)
     node = node[alive].astype(itype)
     gpos = shifted[alive].astype(itype)
-    cell = idx_map[alive]
+    cell = base[alive]
     for level in range(2, m + 1):
         key = node * itype(a1) + guarded[gpos - (level - 1)]
         node = tables.trans[key] if small else _lookup(tables, key)
@@ -230,8 +259,8 @@ def find_edges(
             break
         gpos, node, cell = gpos[alive], node[alive], cell[alive]
         piece = tables.piece_of[node]
-        ids[cell, level - 1] = np.where(piece >= 0, piece, tables.none_id)
-    return ids
+        flat[cell + (level - 1) * kstride] = np.where(piece >= 0, piece, tables.none_id)
+    return out
 
 
 def pack_rows(lengths: np.ndarray, row_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -97,7 +97,7 @@ def seed_pieces(words: Mapping[str, int], config: TrainConfig) -> dict[str, int]
 
 def _objective(edge_scores, ids, starts, last_cell, weights):
     """sum_w f_w log Z(w): its gradient in edge_scores is the expected piece counts."""
-    z = jax.vmap(lambda a, b: decoding.log_partition(a, b, 1.0, edge_scores))(ids, starts)
+    z = decoding.log_partition(ids, starts, 1.0, edge_scores)
     return jnp.sum(weights * z.reshape(-1)[last_cell])
 
 
@@ -109,7 +109,7 @@ def expected_counts(
 ):
     """E-step: (total log-likelihood, expected count of every piece) over weighted words."""
     tok = Tokenizer(model, score_table_size=table_size)
-    batch = tok.prepare(words)
+    batch = tok.prepare(words, positions=False)
     ll, grad = _EXPECTED(
         tok._edge_scores,
         batch.ids,
@@ -129,11 +129,12 @@ def _alternative_loss(
     shapes and compiles once) and read back for the model's current pieces.
     """
     tok = Tokenizer(model, score_table_size=table_size)
-    batch = tok.prepare(list(all_pieces))
-    ids = batch.ids.reshape(-1, batch.ids.shape[-1]).copy()
+    batch = tok.prepare(list(all_pieces), positions=False)
+    ids = batch.ids.copy()
     multi = batch.lengths > 1
-    ids[batch.last_cell[multi], batch.lengths[multi] - 1] = tok.tables.none_id
-    batch = dataclasses.replace(batch, ids=ids.reshape(batch.ids.shape))
+    where = batch.edge_index(batch.last_cell[multi], batch.lengths[multi] - 1)
+    ids.reshape(-1)[where] = tok.tables.none_id
+    batch = dataclasses.replace(batch, ids=ids)
     tok_ids = tok._run(batch, "viterbi", 0.0, None)[batch.cell]
     ends = tok_ids >= 0
     line = np.repeat(np.arange(len(batch.lengths)), batch.lengths)[ends]

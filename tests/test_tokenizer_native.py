@@ -1,0 +1,337 @@
+"""Tests for jaxlab.tokenizer.native: the compiled kernels equal their NumPy references exactly.
+
+The references below restate each kernel's contract in vectorised NumPy (and, for a handmade
+vocabulary, as a brute-force substring lookup), independently of ``lattice.py``. When a C
+compiler is present the kernels must build: the tests then assert ``available()`` rather than
+skipping, so a broken build cannot pass unnoticed.
+"""
+
+import concurrent.futures
+import logging
+import math
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from jaxlab.tokenizer import lattice, native
+from jaxlab.tokenizer.model import from_pieces, line_offsets, to_codepoints
+
+HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
+
+
+@pytest.fixture(autouse=True)
+def native_enabled(monkeypatch):
+    """Kernel tests always exercise the kernels, even if the run sets ``JAXLAB_NATIVE=0``."""
+    monkeypatch.delenv("JAXLAB_NATIVE", raising=False)
+
+
+@pytest.fixture
+def lib():
+    if not HAVE_CC:
+        pytest.skip("no C compiler: the NumPy fallback is the only path here")
+    assert native.available(), "a C compiler is present but the native kernels did not build"
+
+
+# ---- references ----------------------------------------------------------------------------
+
+
+def ref_find_edges(tables, symbols, offsets, first_missing, base, kstride, out):
+    """Level-synchronous NumPy search with the dense table, writing ``base + k * kstride``."""
+    a1 = len(tables.child1)
+    node = tables.child1[symbols]
+    piece = tables.piece_of[node]
+    out[base] = np.where(piece >= 0, piece, first_missing)
+    pos = np.flatnonzero(node > 0)  # symbols whose one-symbol window is a piece suffix
+    node = node[pos].astype(np.int64)
+    for k in range(1, tables.max_len):
+        inside = offsets[pos] >= k  # the window t-k..t stays within the line
+        pos, node = pos[inside], node[inside]
+        node = tables.trans[node * a1 + symbols[pos - k]].astype(np.int64)
+        hit = node > 0
+        pos, node = pos[hit], node[hit]
+        if not pos.size:
+            break
+        piece = tables.piece_of[node]
+        out[base[pos] + k * kstride] = np.where(piece >= 0, piece, tables.none_id)
+
+
+def ref_pack_rows(lengths, row_len):
+    row, col = [], []
+    r = used = 0
+    for n in lengths.tolist():
+        if used and used + n > row_len - 1:
+            r, used = r + 1, 0
+        row.append(r)
+        col.append(used)
+        used += n
+    return np.array(row, np.int64), np.array(col, np.int64)
+
+
+def ref_gather_ends(dev, cell, lengths):
+    vals = dev[cell]
+    keep = vals >= 0
+    line = np.repeat(np.arange(len(lengths)), lengths)
+    return vals[keep].astype(np.int32), np.bincount(line[keep], minlength=len(lengths))
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _flat(tables, texts):
+    """Dense symbols, in-line offsets and lengths of ``texts`` (raw code points)."""
+    cps, lengths = to_codepoints(texts)
+    symbols = lattice.dense_symbols(tables, cps)
+    offsets = np.arange(len(cps)) - np.repeat(line_offsets(lengths), lengths)
+    return symbols, offsets, lengths
+
+
+def _args(tables, first_missing):
+    return dict(
+        child1=tables.child1,
+        trans=tables.trans,
+        a1=len(tables.child1),
+        piece_of=tables.piece_of,
+        max_len=tables.max_len,
+        first_missing=first_missing,
+        none_id=tables.none_id,
+    )
+
+
+def _random_vocab(rng, alphabet, size, singles=True):
+    pieces = set(alphabet) if singles else set()
+    while len(pieces) < size:
+        pieces.add("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))))
+    return {p: math.log(rng.uniform(0.01, 1.0)) for p in sorted(pieces)}
+
+
+def _random_lines(rng, chars, count, longest=40):
+    lines = []
+    for _ in range(count):
+        lines.append("".join(rng.choice(chars) for _ in range(rng.randint(0, longest))))
+    return lines + [""]
+
+
+# ---- find_edges ------------------------------------------------------------------------------
+
+
+HANDMADE = {"a": -2.0, "b": -2.5, "c": -3.0, "ab": -2.0, "abc": -2.2, "bca": -4.0, "cab": -3.5,
+            "abcab": -5.0, "ca": -3.1}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+def test_find_edges_handmade_vocab_matches_substring_lookup(lib, dtype):
+    rng = random.Random(0)
+    model = from_pieces(HANDMADE)  # <unk> = 0; "d" and "-" are in no piece
+    tables = lattice.build_tables(model)
+    index = model.piece_to_id()
+    lines = _random_lines(rng, "abcabcd-", 12, longest=25)
+    symbols, offsets, _ = _flat(tables, lines)
+    n, width = len(symbols), tables.width
+    out = np.full(n * width, tables.none_id, dtype)
+    native.find_edges(
+        symbols, offsets, **_args(tables, model.unk_id), base=np.arange(n) * width, kstride=1,
+        out=out,
+    )  # fmt: skip
+    want = np.full((n, width), tables.none_id, dtype)
+    text = "".join(lines)
+    for t in range(n):
+        want[t, 0] = index.get(text[t], model.unk_id)
+        for k in range(1, min(offsets[t], tables.max_len - 1) + 1):
+            window = text[t - k : t + 1]
+            if window in HANDMADE:
+                want[t, k] = index[window]
+    np.testing.assert_array_equal(out.reshape(n, width), want)
+    ref = np.full(n * width, tables.none_id, dtype)
+    ref_find_edges(tables, symbols, offsets, model.unk_id, np.arange(n) * width, 1, ref)
+    np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+@pytest.mark.parametrize("unk", [True, False])
+def test_find_edges_random_vocab_both_layouts(lib, dtype, unk):
+    rng = random.Random(1 + unk)
+    for trial in range(4):
+        vocab = _random_vocab(rng, "abcdé", size=rng.randint(10, 80), singles=trial % 2 == 0)
+        model = from_pieces(vocab, unk=unk)
+        tables = lattice.build_tables(model)
+        first_missing = model.unk_id if model.unk_id >= 0 else tables.none_id
+        lines = _random_lines(rng, "abcdéxy", rng.randint(1, 30))  # x, y: symbol 0
+        symbols, offsets, lengths = _flat(tables, lines)
+        n, m = len(symbols), tables.width
+        assert (symbols == 0).any()
+        # Row-major [N, M]: base = i * M, kstride = 1.
+        got = np.full(n * m, tables.pad_id, dtype)
+        want = got.copy()
+        base = np.arange(n, dtype=np.int64) * m
+        native.find_edges(
+            symbols, offsets, **_args(tables, first_missing), base=base, kstride=1, out=got
+        )
+        ref_find_edges(tables, symbols, offsets, first_missing, base, 1, want)
+        np.testing.assert_array_equal(got, want)
+        # Transposed [C, M, R]: lines packed into rows of C cells; base = col * M * R + row.
+        c = 1 << int(max(lengths.max(), 1)).bit_length()
+        row, col0 = native.pack_rows(lengths, c)
+        r = int(row.max()) + 1
+        line = np.repeat(np.arange(len(lengths)), lengths)
+        col = col0[line] + offsets
+        base = col * m * r + row[line]
+        got = np.full(c * m * r, tables.pad_id, dtype)
+        want = got.copy()
+        native.find_edges(
+            symbols, offsets, **_args(tables, first_missing), base=base, kstride=r, out=got
+        )
+        ref_find_edges(tables, symbols, offsets, first_missing, base, r, want)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_find_edges_rejects_bad_arguments(lib):
+    model = from_pieces(HANDMADE)
+    tables = lattice.build_tables(model)
+    symbols, offsets, _ = _flat(tables, ["abcab"])
+    n, m = len(symbols), tables.width
+    base = np.arange(n) * m
+    args = _args(tables, model.unk_id)
+    with pytest.raises(ValueError, match="int16 or int32"):
+        native.find_edges(symbols, offsets, **args, base=base, kstride=1, out=np.zeros(n * m))
+    with pytest.raises(ValueError, match="contiguous"):
+        out = np.zeros(2 * n * m, np.int32)[::2]
+        native.find_edges(symbols, offsets, **args, base=base, kstride=1, out=out)
+    with pytest.raises(ValueError, match="outside out"):  # too small for the layout
+        out = np.zeros((n - 1) * m, np.int32)
+        native.find_edges(symbols, offsets, **args, base=base, kstride=1, out=out)
+    with pytest.raises(ValueError, match="symbol id"):
+        out = np.zeros(n * m, np.int32)
+        bad = symbols.copy()
+        bad[2] = len(tables.child1)
+        native.find_edges(bad, offsets, **args, base=base, kstride=1, out=out)
+    with pytest.raises(ValueError, match="length"):
+        out = np.zeros(n * m, np.int32)
+        native.find_edges(symbols, offsets[:-1], **args, base=base, kstride=1, out=out)
+    with pytest.raises(ValueError, match="dense transition"):
+        out = np.zeros(n * m, np.int32)
+        native.find_edges(symbols, offsets, **{**args, "trans": None}, base=base, kstride=1,
+                          out=out)  # fmt: skip
+
+
+# ---- pack_rows and gather_ends ---------------------------------------------------------------
+
+
+def test_pack_rows_matches_numpy(lib):
+    rng = np.random.default_rng(0)
+    for row_len in (1, 2, 8, 64):
+        for size in (0, 1, 50):
+            lengths = rng.integers(0, 2 * row_len, size) * (rng.random(size) < 0.8)
+            got = native.pack_rows(lengths, row_len)
+            for want in (ref_pack_rows(lengths, row_len), lattice.pack_rows(lengths, row_len)):
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+            assert got[0].dtype == got[1].dtype == np.int64
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+def test_gather_ends_matches_numpy(lib, dtype):
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        lengths = rng.integers(0, 30, rng.integers(0, 40)).astype(np.int64)
+        n = int(lengths.sum())
+        dev = np.where(rng.random(n + 17) < 0.6, -1, rng.integers(0, 30000, n + 17)).astype(dtype)
+        cell = np.sort(rng.choice(n + 17, n, replace=False)).astype(np.int64)
+        ids, counts = native.gather_ends(dev, cell, lengths)
+        want_ids, want_counts = ref_gather_ends(dev, cell, lengths)
+        assert ids.dtype == np.int32 and counts.dtype == np.int64
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(counts, want_counts)
+    with pytest.raises(ValueError, match="sum"):
+        native.gather_ends(dev, cell, lengths + 1)
+    with pytest.raises(ValueError, match="outside dev"):
+        native.gather_ends(dev, np.full(n, len(dev)), lengths)
+
+
+# ---- build and load ------------------------------------------------------------------------
+
+
+def test_disabled_by_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXLAB_NATIVE", "0")
+    monkeypatch.setenv("JAXLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_lib", native._UNSET)
+    assert not native.available()
+    with pytest.raises(RuntimeError, match="JAXLAB_NATIVE"):
+        native.pack_rows(np.array([1, 2]), 4)
+    assert not list(tmp_path.iterdir())  # nothing was compiled
+
+
+def test_missing_compiler_logs_once(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setattr(native, "_lib", native._UNSET)
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        assert not native.available()
+        assert not native.available()
+    assert len([r for r in caplog.records if "unavailable" in r.message]) == 1
+
+
+def test_fresh_cache_concurrent_builds(lib, monkeypatch, tmp_path):
+    """Two builds racing into one cache directory leave one library and no temporary files."""
+    cc = os.environ.get("CC") or "cc"
+    source = native._SOURCE.read_text()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: native._compile(cc, native._FLAGS, tmp_path,
+                                                        source), range(2)))  # fmt: skip
+    assert paths[0] == paths[1] and [p.name for p in tmp_path.iterdir()] == [paths[0].name]
+    monkeypatch.setenv("JAXLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_lib", native._UNSET)
+    assert native.available()
+    assert len(list((tmp_path / "cache" / "native").glob("jaxlab_native_*.so"))) == 1
+
+
+# ---- the fused device layout -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unk", [True, False])
+def test_layout_equals_numpy_prepare(lib, unk):
+    """``Tokenizer.prepare`` gives the same batch, field by field, on both host paths."""
+    import dataclasses
+
+    import jax
+
+    from jaxlab.tokenizer.encoder import Tokenizer
+
+    rng = random.Random(11 + unk)
+    vocab = _random_vocab(rng, "abcde ", 40, singles=not unk)
+    lines = _random_lines(rng, "abcdefg ", 60, longest=70) + ["", "a", "gg"]
+    model = from_pieces(vocab, unk=unk)
+    fast, slow = Tokenizer(model, use_native=True), Tokenizer(model, use_native=False)
+    for positions, row_len, first in ((True, None, 0), (False, 128, 5), (True, 256, 9)):
+        a = fast.prepare(lines, positions=positions, row_len=row_len, first_line=first)
+        b = slow.prepare(lines, positions=positions, row_len=row_len, first_line=first)
+        for field in dataclasses.fields(a):
+            x, y = getattr(a, field.name), getattr(b, field.name)
+            if y is None:
+                assert x is None, field.name
+                continue
+            assert (x.dtype, x.shape) == (y.dtype, y.shape), field.name
+            np.testing.assert_array_equal(x, y, err_msg=field.name)
+    key = jax.random.key(0)
+    assert fast.encode(lines) == slow.encode(lines)
+    assert fast.encode(lines, alpha=0.3, key=key) == slow.encode(lines, alpha=0.3, key=key)
+
+
+def test_layout_rejects_a_line_past_its_row(lib):
+    from jaxlab.tokenizer.encoder import Tokenizer
+
+    tok = Tokenizer(from_pieces({"a": -1.0, "b": -1.0}), use_native=True)
+    cps, lengths = to_codepoints(["abab", "ba"])
+    with pytest.raises(ValueError, match="outside out"):
+        native.layout(
+            cps,
+            lengths,
+            np.array([0, 0]),
+            np.array([0, 4]),
+            rows=1,
+            cols=6,  # the second line would end in the last column (reserved for padding)
+            tables=tok.tables,
+            first_missing=tok.tables.none_id,
+            dtype=np.int16,
+        )
