@@ -237,7 +237,7 @@ def test_chunked_pipeline_changes_no_result(sp_models, key, monkeypatch):
     tok = Tokenizer(spm.from_sentencepiece(path))
     whole = [tok.encode(lines), tok.encode(lines, alpha=0.1, key=key)]
     monkeypatch.setattr(encoder, "CHUNK_CHARS", 7)
-    assert len(tok._chunks(lines)) > 10
+    assert len(tok.chunks(lines)) > 10
     chunked = [tok.encode(lines), tok.encode(lines, alpha=0.1, key=key)]
     assert chunked == whole
     assert chunked[0] == sp.encode(lines)

@@ -289,9 +289,15 @@ def test_fresh_cache_concurrent_builds(lib, monkeypatch, tmp_path):
 # ---- the fused device layout -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [{}, {"add_dummy_prefix": True, "escape_whitespaces": True}, {"add_dummy_prefix": True}],
+    ids=["identity", "sentencepiece", "prefix-only"],
+)
 @pytest.mark.parametrize("unk", [True, False])
-def test_layout_equals_numpy_prepare(lib, unk):
-    """``Tokenizer.prepare`` gives the same batch, field by field, on both host paths."""
+def test_layout_equals_numpy_prepare(lib, unk, flags):
+    """``Tokenizer.prepare`` gives the same batch, field by field, on both host paths (the
+    native one reads raw text and applies the dummy prefix and escaped spaces on the fly)."""
     import dataclasses
 
     import jax
@@ -299,20 +305,21 @@ def test_layout_equals_numpy_prepare(lib, unk):
     from jaxlab.tokenizer.encoder import Tokenizer
 
     rng = random.Random(11 + unk)
-    vocab = _random_vocab(rng, "abcde ", 40, singles=not unk)
-    lines = _random_lines(rng, "abcdefg ", 60, longest=70) + ["", "a", "gg"]
-    model = from_pieces(vocab, unk=unk)
+    vocab = _random_vocab(rng, "abcde \u2581", 40, singles=not unk)
+    lines = _random_lines(rng, "abcdefg  \u2581", 60, longest=70) + ["", "a", "gg", " "]
+    model = dataclasses.replace(from_pieces(vocab, unk=unk), **flags)
     fast, slow = Tokenizer(model, use_native=True), Tokenizer(model, use_native=False)
     for positions, row_len, first in ((True, None, 0), (False, 128, 5), (True, 256, 9)):
         a = fast.prepare(lines, positions=positions, row_len=row_len, first_line=first)
         b = slow.prepare(lines, positions=positions, row_len=row_len, first_line=first)
-        for field in dataclasses.fields(a):
-            x, y = getattr(a, field.name), getattr(b, field.name)
+        names = [f.name for f in dataclasses.fields(a) if f.name not in ("text", "model")]
+        for name in [*names, "cps"]:  # text / model: raw on the fast path, normalised on NumPy
+            x, y = getattr(a, name), getattr(b, name)
             if y is None:
-                assert x is None, field.name
+                assert x is None, name
                 continue
-            assert (x.dtype, x.shape) == (y.dtype, y.shape), field.name
-            np.testing.assert_array_equal(x, y, err_msg=field.name)
+            assert (x.dtype, x.shape) == (y.dtype, y.shape), name
+            np.testing.assert_array_equal(x, y, err_msg=name)
     key = jax.random.key(0)
     assert fast.encode(lines) == slow.encode(lines)
     assert fast.encode(lines, alpha=0.3, key=key) == slow.encode(lines, alpha=0.3, key=key)

@@ -132,12 +132,22 @@ DEFINE_GATHER_ENDS(jaxlab_gather_ends_i32, int32_t)
  * length k + 1 ending at cell (col, row) at ((col * m) + k) * r + row. Line b occupies columns
  * col0[b] .. col0[b] + lengths[b] - 1 of row row[b] (from pack_rows).
  *
- * Writes every entry of ids (pad_id at k = 0 of cells without a symbol, none_id where no piece
- * ends), starts (1 at every line start and after the last line of every row, 0 elsewhere), cell
- * (the flat cell of every symbol), and, if lines is not NULL, lines / offs (line index plus
- * first_line, and offset within the line, of every symbol; 0 in empty cells). The lattice walk is
- * the one of find_edges above. Scratch: sym (int32 [n]) receives the dense symbol ids, used
- * (int64 [r]) the number of cells used per row.
+ * cps may be raw text: if prefix >= 0, every non-empty line gets the dense symbol prefix as its
+ * first symbol (SentencePiece's dummy prefix) ahead of its lengths[b] - 1 code points, and the
+ * caller's char_lut may map U+0020 to the symbol of U+2581 (escaped whitespace), so no
+ * normalised copy of the text is made. n counts symbols (with prefixes), n_cps code points.
+ *
+ * One call handles the rows [row_lo, row_hi) and the lines [line_lo, line_hi), whose symbols
+ * start at symbol start and code point start_cp; the lines must be exactly those placed in
+ * these rows. Calls for disjoint
+ * row ranges touch disjoint memory, so the caller may run them in parallel threads.
+ *
+ * For its rows it writes every entry of ids (pad_id at k = 0 of cells without a symbol, none_id
+ * where no piece ends), starts (1 at every line start and after the last line of every row, 0
+ * elsewhere) and, if lines is not NULL, lines / offs (line index plus first_line, and offset
+ * within the line, of every symbol; 0 in empty cells); for its lines, cell (the flat cell of
+ * every symbol). The lattice walk is the one of find_edges above. Scratch: sym (int32 [n])
+ * receives the dense symbol ids, used (int64 [r]) the number of cells used per row.
  */
 #define DEFINE_LAYOUT(NAME, OUT_T)                                                             \
     int64_t NAME(int64_t n, const uint32_t *cps, int64_t b, const int64_t *lengths,            \
@@ -146,28 +156,38 @@ DEFINE_GATHER_ENDS(jaxlab_gather_ends_i32, int32_t)
                  const int32_t *trans, int64_t a1, int64_t num_nodes, const int32_t *piece_of, \
                  int64_t max_len, int64_t first_missing, int64_t none_id, int64_t pad_id,      \
                  int64_t first_line, OUT_T *ids, uint8_t *starts, int64_t *cell,               \
-                 int32_t *lines, int32_t *offs, int32_t *sym, int64_t *used) {                 \
+                 int32_t *lines, int32_t *offs, int32_t *sym, int64_t *used, int64_t row_lo,   \
+                 int64_t row_hi, int64_t line_lo, int64_t line_hi, int64_t start,              \
+                 int64_t n_cps, int64_t start_cp, int64_t prefix) {                             \
         if (max_len > m) return ERR_OUT;                                                       \
+        if (row_lo < 0 || row_hi > r || row_lo > row_hi) return ERR_OUT;                       \
+        if (line_lo < 0 || line_hi > b || line_lo > line_hi) return ERR_LENGTH;                \
+        if (start < 0 || start_cp < 0 || prefix >= a1) return ERR_LENGTH;                      \
         for (int64_t col = 0; col < c; ++col) {                                                \
             OUT_T *block = ids + col * m * r;                                                  \
-            for (int64_t j = 0; j < r; ++j) block[j] = (OUT_T)pad_id;                          \
-            for (int64_t j = r; j < m * r; ++j) block[j] = (OUT_T)none_id;                     \
+            for (int64_t j = row_lo; j < row_hi; ++j) block[j] = (OUT_T)pad_id;                \
+            for (int64_t k = 1; k < m; ++k) {                                                  \
+                OUT_T *part = block + k * r;                                                   \
+                for (int64_t j = row_lo; j < row_hi; ++j) part[j] = (OUT_T)none_id;            \
+            }                                                                                  \
+            for (int64_t j = row_lo; j < row_hi; ++j) starts[col * r + j] = 0;                 \
+            if (lines != NULL) {                                                               \
+                for (int64_t j = row_lo; j < row_hi; ++j) lines[col * r + j] = 0;              \
+                for (int64_t j = row_lo; j < row_hi; ++j) offs[col * r + j] = 0;               \
+            }                                                                                  \
         }                                                                                      \
-        for (int64_t j = 0; j < c * r; ++j) starts[j] = 0;                                     \
-        if (lines != NULL) {                                                                   \
-            for (int64_t j = 0; j < c * r; ++j) lines[j] = offs[j] = 0;                        \
-        }                                                                                      \
-        for (int64_t j = 0; j < r; ++j) used[j] = 0;                                           \
-        int64_t start = 0;                                                                     \
-        for (int64_t line = 0; line < b; ++line) {                                             \
+        for (int64_t j = row_lo; j < row_hi; ++j) used[j] = 0;                                 \
+        for (int64_t line = line_lo; line < line_hi; ++line) {                                 \
             int64_t len = lengths[line], rw = row[line], cl = col0[line];                      \
-            if (len < 0 || len > n - start) return ERR_LENGTH;                                 \
-            if (rw < 0 || rw >= r || cl < 0 || cl + len > c - 1) return ERR_OUT;               \
+            int64_t lead = (prefix >= 0 && len > 0) ? 1 : 0; /* the dummy prefix symbol */     \
+            if (len < 0 || len > n - start || len - lead > n_cps - start_cp) return ERR_LENGTH;  \
+            if (rw < row_lo || rw >= row_hi || cl < 0 || cl + len > c - 1) return ERR_OUT;    \
             if (len > 0) starts[cl * r + rw] = 1;                                              \
             if (cl + len > used[rw]) used[rw] = cl + len;                                      \
             for (int64_t j = 0; j < len; ++j) {                                                \
-                uint32_t cp = cps[start + j];                                                  \
-                int32_t s = cp < (uint64_t)lut_len ? char_lut[cp] : 0;                         \
+                uint32_t cp = j < lead ? 0 : cps[start_cp + j - lead];                         \
+                int32_t s = j < lead ? (int32_t)prefix                                         \
+                                     : (cp < (uint64_t)lut_len ? char_lut[cp] : 0);            \
                 if (s < 0 || s >= a1) return ERR_SYMBOL;                                       \
                 sym[start + j] = s;                                                            \
                 int64_t here = (cl + j) * r + rw;                                              \
@@ -192,9 +212,9 @@ DEFINE_GATHER_ENDS(jaxlab_gather_ends_i32, int32_t)
                 }                                                                              \
             }                                                                                  \
             start += len;                                                                      \
+            start_cp += len - lead;                                                            \
         }                                                                                      \
-        if (start != n) return ERR_LENGTH;                                                     \
-        for (int64_t j = 0; j < r; ++j) starts[used[j] * r + j] = 1;                           \
+        for (int64_t j = row_lo; j < row_hi; ++j) starts[used[j] * r + j] = 1;                \
         return 0;                                                                              \
     }
 

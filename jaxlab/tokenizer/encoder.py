@@ -51,7 +51,7 @@ class Batch:
     cell ``(col, row)`` has the flat index ``col * R + row``.
     """
 
-    cps: np.ndarray  # uint32 [N] normalised code points
+    text: tuple[np.ndarray, np.ndarray]  # the code points and lengths the layout was built from
     lengths: np.ndarray  # int64 [B] normalised line lengths
     cell: np.ndarray  # int64 [N] flat cell index col * R + row of every symbol
     ids: np.ndarray  # int [C, M, R] lattice piece ids
@@ -59,6 +59,12 @@ class Batch:
     lines: np.ndarray | None  # int32 [C, R] line index of every cell (samplers only)
     offsets: np.ndarray | None  # int32 [C, R] offset within the line (samplers only)
     last_cell: np.ndarray  # int64 [B] cell of each line's last symbol (-1 if empty)
+    model: UnigramModel | None = None  # set when ``text`` is raw (normalised on demand)
+
+    @functools.cached_property
+    def cps(self) -> np.ndarray:
+        """uint32 ``[N]`` normalised code points (computed on first use from raw text)."""
+        return self.text[0] if self.model is None else normalize(self.model, *self.text)[0]
 
     def edge_index(self, cell: np.ndarray, k: np.ndarray | int) -> np.ndarray:
         """Flat index into ``ids`` of edge ``k`` (length k + 1) ending at ``cell``."""
@@ -182,6 +188,17 @@ class Tokenizer:
             raise RuntimeError("use_native=True but the compiled kernels are unavailable")
         self.use_native = native.available() if use_native is None else use_native
         self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
+        # How the layout kernel normalises raw text (identity normaliser, no whitespace removal).
+        lut = self.tables.char_lut
+        lut = np.concatenate([lut, np.zeros(max(0, 0x2582 - len(lut)), lut.dtype)])
+        if model.escape_whitespaces:
+            lut[32] = lut[0x2581]
+        self._raw_text = {
+            "char_lut": lut,
+            "prefix": int(lut[0x2581 if model.escape_whitespaces else 32])
+            if model.add_dummy_prefix
+            else -1,
+        }
 
     # ---- layout -------------------------------------------------------------------------
     def prepare(
@@ -200,7 +217,13 @@ class Tokenizer:
         on how a call is split into chunks). ``positions=False`` skips ``lines`` and
         ``offsets``, which only the samplers need.
         """
-        cps, lengths = normalize(self.model, *to_codepoints(texts))
+        raw = to_codepoints(texts)
+        fast = self.use_native and self.tables.trans is not None
+        if fast and not self.model.remove_extra_whitespaces:
+            # The layout kernel reads the raw text: dummy prefix and escaped spaces on the fly.
+            cps, lengths, lazy = raw[0], raw[1] + (self.model.add_dummy_prefix & (raw[1] > 0)), True
+        else:
+            (cps, lengths), lazy = normalize(self.model, *raw), False
         longest = int(lengths.max()) if len(lengths) else 0
         if row_len is not None and row_len > longest:
             c = row_len
@@ -211,7 +234,7 @@ class Tokenizer:
         if self.mesh is not None:
             r = sharding.pad_to_multiple(r, self.mesh)  # more empty rows, one shard per device
         first_missing = self.model.unk_id if self.model.unk_id >= 0 else self.tables.none_id
-        if self.use_native and self.tables.trans is not None:
+        if fast:
             ids, starts, cell, lines, offs = native.layout(
                 cps,
                 lengths,
@@ -224,6 +247,7 @@ class Tokenizer:
                 dtype=self._dtype,
                 positions=positions,
                 first_line=first_line,
+                **(self._raw_text if lazy else {}),
             )
         else:
             ids, starts, cell, lines, offs = self._layout_numpy(
@@ -232,7 +256,8 @@ class Tokenizer:
         nonempty = lengths > 0
         last = np.where(nonempty, (col0 + lengths - 1) * r + row, -1)
         return Batch(
-            cps=cps,
+            text=raw if lazy else (cps, lengths),
+            model=self.model if lazy else None,
             lengths=lengths,
             cell=cell,
             ids=ids,
@@ -326,7 +351,7 @@ class Tokenizer:
         out: list[list[int]] = []
         pending = None
         with _gc_paused():
-            for a, b in self._chunks(texts):
+            for a, b in self.chunks(texts):
                 batch = self.prepare(
                     texts[a:b], row_len=row_len, first_line=a, positions=method_ != "viterbi"
                 )
@@ -342,11 +367,11 @@ class Tokenizer:
             out = [pre + o + post for o in out]
         return out
 
-    def _chunks(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+    def chunks(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         """Line ranges ``[a, b)`` of about ``CHUNK_CHARS`` characters each (at least one)."""
         if len(texts) == 0:
             return [(0, 0)]
-        ends = np.cumsum([len(t) for t in texts])
+        ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
         cuts = np.searchsorted(ends, np.arange(1, ends[-1] // CHUNK_CHARS + 1) * CHUNK_CHARS)
         bounds = np.unique(np.concatenate([[0], cuts + 1, [len(texts)]]).clip(0, len(texts)))
         return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))

@@ -109,7 +109,7 @@ def from_pieces(
 def to_codepoints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated code points (uint32 ``[N]``) and per-line lengths (int64 ``[B]``)."""
     flat = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
-    return flat, np.fromiter((len(t) for t in texts), np.int64, len(texts))
+    return flat, np.fromiter(map(len, texts), np.int64, len(texts))
 
 
 def line_offsets(lengths: np.ndarray) -> np.ndarray:
@@ -136,8 +136,8 @@ def normalize(
     """
     lengths = np.asarray(lengths, np.int64)
     starts = line_offsets(lengths)
-    line = np.repeat(np.arange(len(lengths)), lengths)
     if model.remove_extra_whitespaces and cps.size:
+        line = np.repeat(np.arange(len(lengths)), lengths)
         space = cps == 32
         prev = np.concatenate([[True], space[:-1]])
         prev[starts[lengths > 0]] = True  # leading spaces of a line are dropped
@@ -155,6 +155,7 @@ def normalize(
         nonempty = lengths > 0
         cps = np.insert(cps, starts[nonempty], 32)
         lengths = lengths + nonempty
+    cps = cps.astype(np.uint32)  # a copy: the caller's array is never modified
     if model.escape_whitespaces:
-        cps = np.where(cps == 32, np.uint32(ord(SPACE_SYMBOL)), cps)
-    return cps.astype(np.uint32), lengths
+        cps[cps == 32] = ord(SPACE_SYMBOL)
+    return cps, lengths

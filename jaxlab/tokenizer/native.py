@@ -32,6 +32,7 @@ for arguments of the wrong dtype, shape or range):
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import hashlib
 import logging
@@ -141,6 +142,7 @@ def _build() -> ctypes.CDLL:
 
 _LAYOUT = [_I64, _PTR, _I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR, _I64]
 _LAYOUT += [_I64, _PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR]
+_LAYOUT += [_I64] * 8  # row_lo, row_hi, line_lo, line_hi, start, n_cps, start_cp, prefix
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -369,19 +371,29 @@ def layout(
     dtype,
     positions: bool = True,
     first_line: int = 0,
+    threads: int = 2,
+    prefix: int = -1,
+    char_lut: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Lays normalised lines out in the DP's time-major grid and builds their lattice.
 
     Args:
-      cps: uint32 ``[N]`` normalised code points of all lines, concatenated.
-      lengths, row, col0: int ``[B]`` line lengths and their places from :func:`pack_rows`
-        (every line must end before the last column of its row).
+      cps: uint32 code points of all lines, concatenated: normalised, or raw text when
+        ``prefix`` / ``char_lut`` do the normalisation.
+      lengths, row, col0: int ``[B]`` line lengths in symbols (normalised, with any prefix) and
+        their places from :func:`pack_rows` (every line must end before its row's last column).
       rows, cols: The grid: ``R`` rows of ``C`` cells; cell ``(col, row)`` is ``col * R + row``.
       tables: ``lattice.LatticeTables`` with the dense transition table.
       first_missing: Edge id at ``k = 0`` for a symbol that is no single-symbol piece.
       dtype: int16 or int32, the lattice's dtype.
       positions: Also return the line index and offset of every cell (samplers need them).
       first_line: Added to the line indices.
+      threads: 2 lays out the two halves of the rows in parallel (one in a worker thread; the
+        result does not depend on it), 1 uses the calling thread only.
+      prefix: Dense symbol put before every non-empty line (SentencePiece's dummy prefix read
+        from raw text), or -1 for none.
+      char_lut: Code point -> dense symbol map to use instead of ``tables.char_lut`` (e.g. one
+        that sends U+0020 to the symbol of U+2581, escaping whitespace on the fly).
 
     Returns:
       ``(ids [C, M, R], starts bool [C, R], cell int64 [N], lines, offsets)`` (the last two
@@ -399,48 +411,55 @@ def layout(
     lens = _vector(lengths, np.int64, "lengths")
     rw = _vector(row, np.int64, "row", len(lens))
     cl = _vector(col0, np.int64, "col0", len(lens))
+    n = int(lens.sum())
+    prefixed = lens > 0 if prefix >= 0 else np.zeros(len(lens), bool)
+    if (lens < 0).any() or n - int(prefixed.sum()) != len(code):
+        raise ValueError(f"lengths (minus prefixes) must be >= 0 and sum to len(cps) = {len(code)}")
     starts = np.empty((c, r), np.uint8)
-    cell = np.empty(len(code), np.int64)
+    cell = np.empty(n, np.int64)
     lines = np.empty((c, r), np.int32) if positions else None
     offs = np.empty((c, r), np.int32) if positions else None
-    sym = np.empty(len(code), np.int32)
+    sym = np.empty(n, np.int32)
     used = np.empty(r, np.int64)
-    lut = _vector(tables.char_lut, np.int32, "char_lut")
+    lut = _vector(tables.char_lut if char_lut is None else char_lut, np.int32, "char_lut")
     c1 = _vector(tables.child1, np.int32, "child1")
     pof = _vector(tables.piece_of, np.int32, "piece_of")
     tr = _vector(tables.trans, np.int32, "trans", len(pof) * len(c1))
-    lib = _require()
-    _check(
-        getattr(lib, f"jaxlab_layout_{kind}")(
-            len(code),
-            _ptr(code),
-            len(lens),
-            _ptr(lens),
-            _ptr(rw),
-            _ptr(cl),
-            c,
-            r,
-            m,
-            _ptr(lut),
-            len(lut),
-            _ptr(c1),
-            _ptr(tr),
-            len(c1),
-            len(pof),
-            _ptr(pof),
-            int(tables.max_len),
-            int(first_missing),
-            int(tables.none_id),
-            int(tables.pad_id),
-            int(first_line),
-            _ptr(ids),
-            _ptr(starts),
-            _ptr(cell),
-            None if lines is None else _ptr(lines),
-            None if offs is None else _ptr(offs),
-            _ptr(sym),
-            _ptr(used),
-        ),
-        "layout",
-    )
+    fn = getattr(_require(), f"jaxlab_layout_{kind}")
+    pointers = [_ptr(x) if x is not None else None for x in (ids, starts, cell, lines, offs)]
+    fixed = (n, _ptr(code), len(lens), _ptr(lens), _ptr(rw), _ptr(cl), c, r, m)
+    fixed += (_ptr(lut), len(lut), _ptr(c1), _ptr(tr), len(c1), len(pof), _ptr(pof))
+    fixed += (int(tables.max_len), int(first_missing), int(tables.none_id), int(tables.pad_id))
+    fixed += (int(first_line), *pointers, _ptr(sym), _ptr(used))
+
+    def part(row_lo, row_hi, line_lo, line_hi):
+        start = int(lens[:line_lo].sum())
+        start_cp = start - int(prefixed[:line_lo].sum())
+        span = (row_lo, row_hi, line_lo, line_hi, start, len(code), start_cp, int(prefix))
+        return _check(fn(*fixed, *span), "layout")
+
+    # Two halves of the rows (split between lines) can run in parallel: each writes only its
+    # own rows. ctypes releases the GIL during the C call.
+    rows_used = int(rw[-1]) + 1 if len(rw) else 0
+    split_row = rows_used // 2
+    if threads > 1 and split_row > 0 and len(code) >= _PARALLEL_MIN_SYMBOLS:
+        split_line = int(np.searchsorted(rw, split_row))
+        other = _pool().submit(part, split_row, r, split_line, len(lens))
+        part(0, split_row, 0, split_line)
+        other.result()
+    else:
+        part(0, r, 0, len(lens))
     return ids, starts.view(bool), cell, lines, offs
+
+
+_PARALLEL_MIN_SYMBOLS = 1 << 14
+_executor = None
+
+
+def _pool():
+    """One worker thread shared by all layouts (created on first use)."""
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(1, "jaxlab-native")
+    return _executor
