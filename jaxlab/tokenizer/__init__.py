@@ -5,7 +5,9 @@ Modules, by concept:
 * ``model``: :class:`UnigramModel` (pieces, float32 scores, piece types, whitespace flags) and
   SentencePiece's identity normaliser, vectorised over a batch of lines.
 * ``spm``: read/write SentencePiece unigram ``.model`` files (hand-written protobuf reader).
-* ``lattice``: host-side lattice construction (reversed-piece trie, exact lookups).
+* ``lattice``: host-side lattice construction (reversed-piece trie, exact lookups), NumPy.
+* ``native``: the same host work (layout, trie walk, read-back) as small C kernels compiled on
+  first use and called through ctypes; identical results, the lattice search about 5x faster.
 * ``decoding``: the JAX dynamic programs: Viterbi, log Z, entropy, FFBS / eager / one-pass
   exact samplers, Su's biased v1 sampler, n-best.
 * ``encoder``: :class:`Tokenizer`, the batched host API (``encode``, ``tokenize``, ``decode``,
