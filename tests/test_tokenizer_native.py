@@ -12,6 +12,7 @@ import math
 import os
 import random
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -342,3 +343,31 @@ def test_layout_rejects_a_line_past_its_row(lib):
             first_missing=tok.tables.none_id,
             dtype=np.int16,
         )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_layout_after_fork_does_not_hang(lib):
+    """The two-thread layout uses a worker thread; a forked child must get its own. (Only the
+    host layout runs in the child: JAX itself does not survive a fork.)"""
+    from jaxlab.tokenizer.encoder import Tokenizer
+
+    tok = Tokenizer(from_pieces({"a": -1.0, "b": -1.5, "ab": -2.0}), use_native=True)
+    lines = ["ab" * 40] * 2000  # enough symbols for the parallel split
+    want = tok.prepare(lines).ids  # the parent's worker thread now exists
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the same layout comes back
+        code = 1
+        try:
+            code = 0 if np.array_equal(tok.prepare(lines).ids, want) else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("encode in a forked child hung")

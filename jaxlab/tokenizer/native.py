@@ -463,3 +463,13 @@ def _pool():
         if _executor is None:
             _executor = concurrent.futures.ThreadPoolExecutor(1, "jaxlab-native")
     return _executor
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has no worker thread: it must not submit to the parent's executor."""
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
