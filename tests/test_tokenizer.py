@@ -4,6 +4,7 @@ import math
 import random
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
@@ -315,3 +316,28 @@ def test_empty_inputs_and_control_ids(toy_tok, key):
     np.testing.assert_array_equal(toy_tok.log_partition(["", "a"], 1.0)[:1], [0.0])
     with pytest.raises(ValueError, match="needs a key"):
         toy_tok.encode(["ab"], alpha=0.5)
+
+
+def test_single_row_dp_equals_its_column_in_a_batch(toy_tok, key):
+    """The DPs take ``[L, M, R]`` lattices or a single row ``[L, M]``; a row alone gives what
+    it gives as one column of a batch."""
+    from jaxlab.tokenizer import decoding
+
+    batch = toy_tok.prepare(["abcd", "dcba", "abc"], row_len=8)
+    assert batch.ids.shape[2] >= 2
+    table = toy_tok._edge_scores
+    ids, starts, lines, offsets = map(
+        jnp.asarray, (batch.ids, batch.starts, batch.lines, batch.offsets)
+    )
+    whole = decoding.viterbi(ids, starts, table)
+    for r in range(ids.shape[2]):
+        one = decoding.viterbi(ids[:, :, r], starts[:, r], table)
+        for a, b in zip(one, whole, strict=True):
+            np.testing.assert_array_equal(a, b[:, r])
+        z1 = decoding.log_partition(ids[:, :, r], starts[:, r], 0.5, table)
+        z = decoding.log_partition(ids, starts, 0.5, table)
+        np.testing.assert_allclose(z1, z[:, r], rtol=1e-6)
+        args = (lines[:, r], offsets[:, r], 0.7, "online", table)
+        k1, _ = decoding.sample(ids[:, :, r], starts[:, r], *args, key=key)
+        k, _ = decoding.sample(ids, starts, lines, offsets, 0.7, "online", table, key=key)
+        np.testing.assert_array_equal(k1, k[:, r])

@@ -213,9 +213,9 @@ def find_edges(
         base, kstride = np.arange(n, dtype=np.int64) * tables.width, 1
     elif base is None:
         raise ValueError("find_edges: `out` needs `base` (and `kstride`)")
-    flat = out.reshape(-1)
-    if flat.base is None and out.size:  # reshape copied: the caller would never see results
+    if not out.flags.c_contiguous:  # a reshape would copy: the caller would see no results
         raise ValueError("find_edges: `out` must be C-contiguous")
+    flat = out.reshape(-1)
     first_missing = unk_id if unk_id >= 0 else tables.none_id
     if use_native is None:
         use_native = tables.trans is not None and native.available()
