@@ -37,41 +37,58 @@
  * some piece: the piece id if the window is a whole piece, none_id otherwise. Cells that are
  * never reached keep whatever the caller filled them with.
  */
-#define DEFINE_FIND_EDGES(NAME, OUT_T)                                                         \
+/* The walk for one symbol, shared by find_edges and layout: last points at the symbol whose
+ * edges are searched, and last[-1], ..., last[-depth] are the symbols before it that a piece may
+ * span. Writes the edge of length k + 1 to out[cell + k * kstride]. */
+#define DEFINE_WALK(NAME, OUT_T)                                                               \
+    static inline int64_t NAME(const int32_t *last, int64_t depth, const int32_t *child1,     \
+                               const int32_t *trans, int64_t a1, int64_t num_nodes,            \
+                               const int32_t *piece_of, int64_t first_missing,                 \
+                               int64_t none_id, OUT_T *out, int64_t cell, int64_t kstride,     \
+                               int64_t out_len) {                                              \
+        int32_t s = last[0];                                                                   \
+        if (s < 0 || s >= a1) return ERR_SYMBOL;                                               \
+        if (cell < 0 || cell >= out_len) return ERR_OUT;                                       \
+        int64_t node = child1[s];                                                              \
+        if (node < 0 || node >= num_nodes) return ERR_NODE;                                    \
+        int32_t p = piece_of[node];                                                            \
+        out[cell] = (OUT_T)(p >= 0 ? (int64_t)p : first_missing);                              \
+        for (int64_t k = 1; node != 0 && k <= depth; ++k) {                                    \
+            int32_t t = last[-k];                                                              \
+            if (t < 0 || t >= a1) return ERR_SYMBOL;                                           \
+            node = trans[node * a1 + t];                                                       \
+            if (node == 0) break;                                                              \
+            if (node < 0 || node >= num_nodes) return ERR_NODE;                                \
+            cell += kstride;                                                                   \
+            if (cell < 0 || cell >= out_len) return ERR_OUT;                                   \
+            p = piece_of[node];                                                                \
+            out[cell] = (OUT_T)(p >= 0 ? (int64_t)p : none_id);                                \
+        }                                                                                      \
+        return 0;                                                                              \
+    }
+
+DEFINE_WALK(walk_i16, int16_t)
+DEFINE_WALK(walk_i32, int32_t)
+
+#define DEFINE_FIND_EDGES(NAME, WALK, OUT_T)                                                   \
     int64_t NAME(int64_t n, const int32_t *symbols, const int32_t *offsets,                    \
                  const int32_t *child1, const int32_t *trans, int64_t a1, int64_t num_nodes,   \
                  const int32_t *piece_of, int64_t max_len, int64_t first_missing,              \
                  int64_t none_id, const int64_t *base, int64_t kstride, OUT_T *out,            \
                  int64_t out_len) {                                                            \
         for (int64_t i = 0; i < n; ++i) {                                                      \
-            int32_t s = symbols[i];                                                            \
-            if (s < 0 || s >= a1) return ERR_SYMBOL;                                           \
-            int64_t cell = base[i];                                                            \
-            if (cell < 0 || cell >= out_len) return ERR_OUT;                                   \
-            int64_t node = child1[s];                                                          \
-            if (node < 0 || node >= num_nodes) return ERR_NODE;                                \
-            int32_t p = piece_of[node];                                                        \
-            out[cell] = (OUT_T)(p >= 0 ? (int64_t)p : first_missing);                          \
             /* Furthest we may look back: the line start (and, defensively, the array start). */ \
             int64_t reach = offsets[i] < i ? (int64_t)offsets[i] : i;                          \
             int64_t depth = max_len - 1 < reach ? max_len - 1 : reach;                         \
-            for (int64_t k = 1; node != 0 && k <= depth; ++k) {                                \
-                int32_t t = symbols[i - k];                                                    \
-                if (t < 0 || t >= a1) return ERR_SYMBOL;                                       \
-                node = trans[node * a1 + t];                                                   \
-                if (node == 0) break;                                                          \
-                if (node < 0 || node >= num_nodes) return ERR_NODE;                            \
-                cell += kstride;                                                               \
-                if (cell < 0 || cell >= out_len) return ERR_OUT;                               \
-                p = piece_of[node];                                                            \
-                out[cell] = (OUT_T)(p >= 0 ? (int64_t)p : none_id);                            \
-            }                                                                                  \
+            int64_t err = WALK(symbols + i, depth, child1, trans, a1, num_nodes, piece_of,     \
+                               first_missing, none_id, out, base[i], kstride, out_len);        \
+            if (err) return err;                                                               \
         }                                                                                      \
         return 0;                                                                              \
     }
 
-DEFINE_FIND_EDGES(jaxlab_find_edges_i16, int16_t)
-DEFINE_FIND_EDGES(jaxlab_find_edges_i32, int32_t)
+DEFINE_FIND_EDGES(jaxlab_find_edges_i16, walk_i16, int16_t)
+DEFINE_FIND_EDGES(jaxlab_find_edges_i32, walk_i32, int32_t)
 
 /* ---- row packing ---------------------------------------------------------------------------
  *
@@ -146,10 +163,10 @@ DEFINE_GATHER_ENDS(jaxlab_gather_ends_i32, int32_t)
  * where no piece ends), starts (1 at every line start and after the last line of every row, 0
  * elsewhere) and, if lines is not NULL, lines / offs (line index plus first_line, and offset
  * within the line, of every symbol; 0 in empty cells); for its lines, cell (the flat cell of
- * every symbol). The lattice walk is the one of find_edges above. Scratch: sym (int32 [n])
+ * every symbol). The lattice walk is find_edges's (the same function). Scratch: sym (int32 [n])
  * receives the dense symbol ids, used (int64 [r]) the number of cells used per row.
  */
-#define DEFINE_LAYOUT(NAME, OUT_T)                                                             \
+#define DEFINE_LAYOUT(NAME, WALK, OUT_T)                                                             \
     int64_t NAME(int64_t n, const uint32_t *cps, int64_t b, const int64_t *lengths,            \
                  const int64_t *row, const int64_t *col0, int64_t c, int64_t r, int64_t m,     \
                  const int32_t *char_lut, int64_t lut_len, const int32_t *child1,              \
@@ -196,20 +213,11 @@ DEFINE_GATHER_ENDS(jaxlab_gather_ends_i32, int32_t)
                     lines[here] = (int32_t)(first_line + line);                                \
                     offs[here] = (int32_t)j;                                                   \
                 }                                                                              \
-                int64_t out = (cl + j) * m * r + rw;                                           \
-                int64_t node = child1[s];                                                      \
-                if (node < 0 || node >= num_nodes) return ERR_NODE;                            \
-                int32_t p = piece_of[node];                                                    \
-                ids[out] = (OUT_T)(p >= 0 ? (int64_t)p : first_missing);                       \
                 int64_t depth = max_len - 1 < j ? max_len - 1 : j;                             \
-                for (int64_t k = 1; node != 0 && k <= depth; ++k) {                            \
-                    node = trans[node * a1 + sym[start + j - k]];                              \
-                    if (node == 0) break;                                                      \
-                    if (node < 0 || node >= num_nodes) return ERR_NODE;                        \
-                    out += r;                                                                  \
-                    p = piece_of[node];                                                        \
-                    ids[out] = (OUT_T)(p >= 0 ? (int64_t)p : none_id);                         \
-                }                                                                              \
+                int64_t err = WALK(sym + start + j, depth, child1, trans, a1, num_nodes,       \
+                                   piece_of, first_missing, none_id, ids, (cl + j) * m * r + rw, \
+                                   r, c * m * r);                                              \
+                if (err) return err;                                                           \
             }                                                                                  \
             start += len;                                                                      \
             start_cp += len - lead;                                                            \
@@ -218,5 +226,5 @@ DEFINE_GATHER_ENDS(jaxlab_gather_ends_i32, int32_t)
         return 0;                                                                              \
     }
 
-DEFINE_LAYOUT(jaxlab_layout_i16, int16_t)
-DEFINE_LAYOUT(jaxlab_layout_i32, int32_t)
+DEFINE_LAYOUT(jaxlab_layout_i16, walk_i16, int16_t)
+DEFINE_LAYOUT(jaxlab_layout_i32, walk_i32, int32_t)

@@ -97,9 +97,9 @@ def _init(m: int, r: int) -> Array:
     return jnp.full((m, r), NEG_INF, jnp.float32).at[0].set(0.0)
 
 
-def _reset(buf: Array, start: Array, value: float = 0.0) -> Array:
-    """Node t's value is ``value`` where a line starts at t (no edge crosses a line start)."""
-    return buf.at[0].set(jnp.where(start, value, buf[0]))
+def _reset(buf: Array, start: Array) -> Array:
+    """Node t's value is 0 where a line starts at t (no edge crosses a line start)."""
+    return buf.at[0].set(jnp.where(start, 0.0, buf[0]))
 
 
 def _tempered(buf: Array, s: Array, alpha: Array) -> Array:
