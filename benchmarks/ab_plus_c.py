@@ -21,8 +21,8 @@ import numpy as np
 import timing
 
 from jaxlab import ab_plus_c as abc
-from jaxlab import ab_plus_c_jax as abc_jax
 from jaxlab import sharding
+from jaxlab.ab_plus_c import vectorized as abc_jax
 
 
 def _py_time(fn, repeats: int) -> dict:

@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import timing
 
-from jaxlab import deer, rnn_cells, sharding
+from jaxlab import deer, sharding
+from jaxlab.deer import cells
 
 
 def _memory_mb(fn, *args) -> float:
@@ -57,10 +58,8 @@ def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
         def one(xs, params):
             y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
             if mode == "scan":
-                return deer.sequential(rnn_cells.gru, y0, xs, params)
-            return deer.deer(
-                rnn_cells.gru, y0, xs, params, mode=mode, scan_method=scan_method
-            ).value
+                return deer.sequential(cells.gru, y0, xs, params)
+            return deer.deer(cells.gru, y0, xs, params, mode=mode, scan_method=scan_method).value
 
         def batched(xs, params):
             if grad and mesh.size > 1:
@@ -112,7 +111,7 @@ def main() -> None:
     for t in lengths:
         for n in hiddens:
             key = jax.random.key(1000 * n + t)
-            params = rnn_cells.init_gru(n, n, key=key)
+            params = cells.init_gru(n, n, key=key)
             xs = jax.random.normal(jax.random.fold_in(key, 1), (args.batch, t, n), jnp.float32)
             xs, params = sharding.shard_batch(xs, mesh), sharding.replicate(params, mesh)
             base_fn = make("scan")

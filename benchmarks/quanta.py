@@ -9,7 +9,7 @@ on a plain CPU; widths stored padded to the widest and computed either packed, t
 masked at the full padded cost), and one model at a time in a Python loop on one device, each
 with its own jitted, unpadded ``lax.scan`` loop. Steady-state times exclude compilation, which
 is reported apart. Part 2 times
-``jaxlab.quanta_grid.simulate_grid`` (the whole gamma x N x D x tau x seed grid, one program) in
+``jaxlab.quanta.simulate_grid`` (the whole gamma x N x D x tau x seed grid, one program) in
 configurations per second, next to a Python loop over jitted ``loss_of_data_poisson`` calls.
 """
 
@@ -28,8 +28,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import timing  # noqa: E402
 
-from jaxlab import quanta, quanta_grid  # noqa: E402
-from jaxlab import sparse_parity as sp  # noqa: E402
+from jaxlab import quanta  # noqa: E402
+from jaxlab.quanta import parity_mlp
+from jaxlab.quanta import sparse_parity as sp  # noqa: E402
 from jaxlab.sharding import batch_sharding, data_mesh, shard_population  # noqa: E402
 
 
@@ -37,19 +38,21 @@ def _setup(task, config, widths, max_width, key):
     k_sub, k_init, k_data = jax.random.split(key, 3)
     subtasks = sp.make_subtasks(task.n_tasks, task.n, task.k, key=k_sub)
     states = jax.vmap(
-        lambda w: sp.init_state(task, config, w, max_width, key=jax.random.fold_in(k_init, w))
+        lambda w: parity_mlp.init_state(
+            task, config, w, max_width, key=jax.random.fold_in(k_init, w)
+        )
     )(jnp.asarray(widths, jnp.int32))
     return states, subtasks, k_data
 
 
 def bench_training(quick: bool) -> list:
     task = sp.TaskConfig(n_tasks=20, n=12, k=2, alpha_code=1.4)
-    config = sp.TrainConfig(batch_size=500, lr=3e-3)
+    config = parity_mlp.TrainConfig(batch_size=500, lr=3e-3)
     widths = (2, 4, 8, 16, 32) if quick else (2, 4, 8, 12, 16, 24, 32, 48, 64)
     num_seeds, steps = (2, 100) if quick else (4, 200)
     logits = sp.task_logits(task.n_tasks, task.alpha_code)
     seed_keys = jax.random.split(jax.random.key(0), num_seeds)
-    train = functools.partial(sp.train_widths, num_steps=steps, task=task, config=config)
+    train = functools.partial(parity_mlp.train_widths, num_steps=steps, task=task, config=config)
 
     # Batched: every (seed, width) in one program, packed (default) or masked compute, with the
     # seed axis split over the data axis of the largest device count that divides the seeds
@@ -135,7 +138,7 @@ def bench_grid(quick: bool) -> list:
     num_seeds, num_quanta = (2, 5_000) if quick else (4, 10_000)
     sim = jax.jit(
         functools.partial(
-            quanta_grid.simulate_grid,
+            quanta.simulate_grid,
             num_seeds=num_seeds,
             num_quanta_poisson=num_quanta,
             key=jax.random.key(0),

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import timing
 
-from jaxlab import rerope, rope
+from jaxlab import rope
+from jaxlab.rope import rerope
 
 
 def hf_style(x, positions, inv_freq):

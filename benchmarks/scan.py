@@ -3,7 +3,7 @@
   python benchmarks/scan.py --quick   # < 1 min on 2 CPU cores
   python benchmarks/scan.py           # the spec's grid (T up to 1e5, D up to 1024, n up to 32)
 
-Both sides are ``jaxlab.scan.linear_recurrence`` (method "sequential" vs "associative"),
+Both sides are ``jaxlab.deer.scan.linear_recurrence`` (method "sequential" vs "associative"),
 vmapped over a batch of 8, float32, same inputs and device, jitted; median/best of 5 after a
 separately timed compile; the last column is the max abs difference. Transitions are scaled to
 spectral radius < 1 so that long products stay finite.
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import timing
 
-from jaxlab import scan
+from jaxlab.deer import scan
 
 
 def _inputs(structure, t, d, batch, key):

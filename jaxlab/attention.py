@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab import attention_scale, rerope, rope
+from jaxlab import attention_scale, rope
 from jaxlab.array_types import Array, Bool, Float, Int
+from jaxlab.rope import rerope
 
 if TYPE_CHECKING:
     from jaxlab.models import LMConfig

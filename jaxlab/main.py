@@ -18,7 +18,7 @@ import sys
 from jaxlab.config_args import UsageError
 
 # Tool subcommands: module with cli(argv) -> int. Plain dict so call sites are greppable.
-TOOLS = {"abc": "jaxlab.ab_plus_c_cli", "tokenizer": "jaxlab.tokenizer_cli"}
+TOOLS = {"abc": "jaxlab.ab_plus_c.cli", "tokenizer": "jaxlab.tokenizer.cli"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,6 +28,19 @@ def data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.array(devices[:n]), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
+def sequence_mesh(num_devices: int | None = None, axis: str = "seq") -> jax.sharding.Mesh:
+    """A 1-D mesh over the first ``num_devices`` devices (default: all) for sequence parallelism.
+
+    Axis type Auto, like :func:`data_mesh`; :mod:`jaxlab.deer.seq_parallel` splits the time axis
+    of a recurrence over it with ``jax.shard_map``.
+    """
+    devices = jax.devices()
+    n = len(devices) if num_devices is None else num_devices
+    if not 1 <= n <= len(devices):
+        raise ValueError(f"num_devices must be in [1, {len(devices)}], got {num_devices}")
+    return jax.sharding.Mesh(np.array(devices[:n]), (axis,), axis_types=(AxisType.Auto,))
+
+
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
     """Every device holds the whole array (parameters, optimizer state, scalars)."""
     return NamedSharding(mesh, P())

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jaxlab import ab_plus_c as abc
-from jaxlab import ab_plus_c_jax as abc_jax
+from jaxlab.ab_plus_c import vectorized as abc_jax
 
 QUICK = os.environ.get("JAXLAB_QUICK") == "1"
 N_SWEEP = 20_000 if QUICK else 200_000

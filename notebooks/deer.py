@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jaxlab import deer, rnn_cells
+from jaxlab import deer
+from jaxlab.deer import cells
 
 QUICK = os.environ.get("JAXLAB_QUICK") == "1"
 jax.config.update("jax_enable_x64", True)
@@ -49,13 +50,13 @@ N = 4
 
 # %%
 key = jax.random.key(0)
-params = rnn_cells.init_tanh_rnn(N, N, scale=1.0, dtype=jnp.float64, key=key)
+params = cells.init_tanh_rnn(N, N, scale=1.0, dtype=jnp.float64, key=key)
 xs = jax.random.normal(jax.random.fold_in(key, 1), (T, N), jnp.float64)
 y0 = jnp.zeros(N, jnp.float64)
-ref = deer.sequential(rnn_cells.tanh_rnn, y0, xs, params)
+ref = deer.sequential(cells.tanh_rnn, y0, xs, params)
 for mode in ["newton", "quasi", "picard", "su"]:
     res = deer.deer(
-        rnn_cells.tanh_rnn,
+        cells.tanh_rnn,
         y0,
         xs,
         params,
@@ -81,7 +82,7 @@ K = 60
 traces = {
     mode: np.asarray(
         deer.deer_trace(
-            rnn_cells.tanh_rnn,
+            cells.tanh_rnn,
             y0,
             xs,
             params,
@@ -116,11 +117,11 @@ plt.show()
 # 1,122x (100k) *faster* on a V100 for hidden size 1. A small side-by-side run on this machine:
 
 # %%
-gp = rnn_cells.init_gru(4, 4, key=key)
+gp = cells.init_gru(4, 4, key=key)
 xb = jax.random.normal(key, (16, 1000 if QUICK else 10_000, 4), jnp.float32)
 z = jnp.zeros(4, jnp.float32)
-run_scan = jax.jit(jax.vmap(lambda x: deer.sequential(rnn_cells.gru, z, x, gp)))
-run_deer = jax.jit(jax.vmap(lambda x: deer.deer(rnn_cells.gru, z, x, gp).value))
+run_scan = jax.jit(jax.vmap(lambda x: deer.sequential(cells.gru, z, x, gp)))
+run_deer = jax.jit(jax.vmap(lambda x: deer.deer(cells.gru, z, x, gp).value))
 for name, fn in [("lax.scan", run_scan), ("DEER newton", run_deer)]:
     out = jax.block_until_ready(fn(xb))
     t0 = time.perf_counter()

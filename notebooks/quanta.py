@@ -81,7 +81,7 @@ print(
 # %% [markdown]
 # ## 3. The whole grid in one program, and the experiment
 #
-# `quanta_grid.simulate_grid` vmaps γ × N × D × τ × seeds; the `quanta_theory` experiment fits every
+# `quanta.simulate_grid` vmaps γ × N × D × τ × seeds; the `quanta_theory` experiment fits every
 # slope and checks them against the theory (its REPORT section has the tables and plots).
 
 # %%

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jaxlab import attention_scale, rerope, rope
+from jaxlab import attention_scale, rope
+from jaxlab.rope import rerope
 
 # %% [markdown]
 # ## 1. RoPE's angles are the digits of the position

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from jaxlab import ab_plus_c as abc
-from jaxlab import ab_plus_c_jax as abc_jax
-from jaxlab.ab_plus_c_cli import cli
+from jaxlab.ab_plus_c import vectorized as abc_jax
+from jaxlab.ab_plus_c.cli import cli
 from jaxlab.config_args import UsageError
 
 N_MAX = 200_000

@@ -8,17 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab import deer, rnn_cells
+from jaxlab import deer
+from jaxlab.deer import cells
 
 T, N, M = 32, 4, 3
 
 
 def _problem(cell, dtype, *, key, scale=1.0, t=T, n=N):
-    step, init = rnn_cells.CELLS[cell]
+    step, init = cells.CELLS[cell]
     k1, k2 = jax.random.split(key)
     params = init(n, M, scale=scale, dtype=dtype, key=k1)
     xs = jax.random.normal(k2, (t, M)).astype(dtype)
-    y0 = jnp.full((rnn_cells.state_size(cell, n),), 0.1, dtype)
+    y0 = jnp.full((cells.state_size(cell, n),), 0.1, dtype)
     return step, y0, xs, params
 
 

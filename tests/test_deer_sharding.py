@@ -10,9 +10,10 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from numerics import solver_tol, tol
 
-from jaxlab import deer, launch, rnn_cells, sharding
+from jaxlab import deer, launch, sharding
+from jaxlab.deer import cells
+from jaxlab.deer.layer import ParallelRNNConfig
 from jaxlab.experiments import deer_convergence, deer_train
-from jaxlab.parallel_rnn import ParallelRNNConfig
 
 B, T, N = 8, 64, 4
 ATOL = 1e-5  # DEER step tolerance (float32), rtol 0
@@ -20,13 +21,13 @@ ATOL = 1e-5  # DEER step tolerance (float32), rtol 0
 
 def _gru_batch(key, batch=B, scale=1.0):
     k1, k2 = jax.random.split(key)
-    params = rnn_cells.init_gru(N, N, scale=scale, key=k1)
+    params = cells.init_gru(N, N, scale=scale, key=k1)
     return params, jax.random.normal(k2, (batch, T, N), jnp.float32)
 
 
 def _solve(xs, params):
     y0 = jnp.zeros((N,), xs.dtype)
-    res = deer.deer(rnn_cells.gru, y0, xs, params, atol=ATOL, rtol=0.0)
+    res = deer.deer(cells.gru, y0, xs, params, atol=ATOL, rtol=0.0)
     return res.value, res.iterations
 
 
@@ -51,7 +52,7 @@ def test_sharded_vmapped_deer_equals_unsharded(key):
     np.testing.assert_allclose(np.asarray(value), np.asarray(ref_value), **tol(jnp.float32))
     # Both against the sequential recurrence, so a wrong solve cannot pass by agreeing with itself.
     y0 = jnp.zeros((N,), jnp.float32)
-    seq = jax.jit(jax.vmap(lambda x: deer.sequential(rnn_cells.gru, y0, x, params)))(xs)
+    seq = jax.jit(jax.vmap(lambda x: deer.sequential(cells.gru, y0, x, params)))(xs)
     np.testing.assert_allclose(np.asarray(value), np.asarray(seq), **solver_tol(ATOL))
 
 

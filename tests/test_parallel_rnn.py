@@ -1,4 +1,4 @@
-"""Tests for jaxlab.parallel_rnn: the NNX layer equals its lax.scan twin and trains with optax."""
+"""Tests for jaxlab.deer.layer: the NNX layer equals its lax.scan twin and trains with optax."""
 
 import dataclasses
 
@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import nnx
 
-from jaxlab.parallel_rnn import ParallelRNN, ParallelRNNConfig
+from jaxlab.deer.layer import ParallelRNN, ParallelRNNConfig
 
 
 @pytest.mark.parametrize("cell", ["gru", pytest.param("lstm", marks=pytest.mark.slow)])

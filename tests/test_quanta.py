@@ -14,7 +14,7 @@ import pytest
 import scipy.special
 from numerics import TOL
 
-from jaxlab import quanta, quanta_grid
+from jaxlab import quanta
 
 GAMMAS = [0.083, 0.2, 0.4, 0.8]
 
@@ -219,7 +219,7 @@ def test_grid_equals_loop_over_single_configs(key):
     data = jnp.array([[1e3, 3e4, 1e6], [2e3, 5e4, 1e6]])  # one D grid per γ
     tau = jnp.array([3.0, 10.0])
     kw = dict(num_quanta_poisson=5000, params_per_quantum=2.0, num_quanta_finite=1e5)
-    sim = jax.jit(quanta_grid.simulate_grid, static_argnames=("num_seeds", "num_quanta_poisson"))
+    sim = jax.jit(quanta.simulate_grid, static_argnames=("num_seeds", "num_quanta_poisson"))
     grid = sim(gamma, num_params, data, tau, 0.05, 0.7, num_seeds=2, key=key, **kw)
     keys = jax.random.split(key, (2, 3, 2))
     # single-configuration references (the Poisson one jitted once; capacity=inf means None)

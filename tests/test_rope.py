@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from numerics import TOL
 
-from jaxlab import attention_scale, rerope, rope
+from jaxlab import attention_scale, rope
+from jaxlab.rope import rerope
 
 FIXTURE = json.loads((pathlib.Path(__file__).parent / "fixtures" / "rope_hf.json").read_text())
 CASES = FIXTURE["cases"]

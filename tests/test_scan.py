@@ -1,4 +1,4 @@
-"""Tests for jaxlab.scan: associative scans against NumPy loops, associativity, damped steps."""
+"""Tests for jaxlab.deer.scan: associative scans vs NumPy loops, associativity, damped steps."""
 
 import functools
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numerics import tol
 
-from jaxlab import scan
+from jaxlab.deer import scan
 
 
 def _random_problem(rng, t, d, structure, k=2):

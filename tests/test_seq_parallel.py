@@ -1,4 +1,4 @@
-"""Tests for jaxlab.seq_parallel on 4 simulated CPU devices: sharded == unsharded."""
+"""Tests for jaxlab.deer.seq_parallel on 4 simulated CPU devices: sharded == unsharded."""
 
 import jax
 import jax.numpy as jnp
@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from jaxlab import deer, rnn_cells, scan, seq_parallel
+from jaxlab import deer, sharding
+from jaxlab.deer import cells, scan, seq_parallel
 
 
 @pytest.fixture(scope="module")
 def mesh():
     assert jax.device_count() >= 4, "tests/conftest.py sets 4 simulated CPU devices"
-    return seq_parallel.sequence_mesh(4)
+    return sharding.sequence_mesh(4)
 
 
 @pytest.mark.parametrize("structure", ["dense", "diag"])
@@ -38,20 +39,18 @@ def test_sharded_linear_recurrence_equals_unsharded(mesh, structure, key):
 def test_sharded_deer_equals_unsharded(mesh, mode, key):
     t, n = 32, 4
     k1, k2 = jax.random.split(key)
-    params = rnn_cells.init_gru(n, 2, key=k1)
+    params = cells.init_gru(n, 2, key=k1)
     xs = jax.random.normal(k2, (t, 2), jnp.float32)
     y0 = jnp.zeros((n,), jnp.float32)
     tol = dict(atol=1e-6, rtol=1e-6)
     sharded = jax.jit(
-        lambda xs, p: seq_parallel.deer_sharded(
-            rnn_cells.gru, y0, xs, p, mesh=mesh, mode=mode, **tol
-        )
+        lambda xs, p: seq_parallel.deer_sharded(cells.gru, y0, xs, p, mesh=mesh, mode=mode, **tol)
     )(xs, params)
-    single = deer.deer(rnn_cells.gru, y0, xs, params, mode=mode, **tol)
+    single = deer.deer(cells.gru, y0, xs, params, mode=mode, **tol)
     np.testing.assert_allclose(sharded.value, single.value, rtol=1e-5, atol=1e-6)
     assert int(sharded.iterations) == int(single.iterations)
     assert bool(sharded.converged)
-    ref = deer.sequential(rnn_cells.gru, y0, xs, params)
+    ref = deer.sequential(cells.gru, y0, xs, params)
     assert float(jnp.max(jnp.abs(sharded.value - ref))) <= 1e-5
     assert sharded.value.sharding.spec == P("seq")
 

@@ -1,7 +1,7 @@
 """Data-parallel populations (STYLE 2.8) on the 4 simulated CPU devices of conftest.py.
 
 For each vmapped computation wired to ``jaxlab.sharding`` (``min_abc_jax`` over N,
-``quanta_grid.simulate_grid`` over γ, the tokenizer DP over rows): the sharded result equals the
+``quanta.simulate_grid`` over γ, the tokenizer DP over rows): the sharded result equals the
 unsharded one, the output sharding is the declared one, and uneven sizes fail loudly.
 """
 
@@ -14,8 +14,8 @@ from jax.sharding import PartitionSpec as P
 from numerics import tol
 
 from jaxlab import ab_plus_c as abc
-from jaxlab import ab_plus_c_jax as abc_jax
 from jaxlab import sharding
+from jaxlab.ab_plus_c import vectorized as abc_jax
 from jaxlab.experiments import ab_plus_c as abc_experiment
 from jaxlab.experiments import quanta_theory
 from jaxlab.tokenizer.encoder import Tokenizer

@@ -1,5 +1,5 @@
-"""Tests for jaxlab.sparse_parity: generator vs NumPy references, padded vs unpadded training,
-vmapped seeds vs single runs, and emergence in frequency order on a tiny task."""
+"""Tests for jaxlab.quanta.sparse_parity and parity_mlp: generator vs NumPy references, padded vs
+unpadded training, vmapped seeds vs single runs, and emergence in frequency order on a tiny task."""
 
 import functools
 import itertools
@@ -13,16 +13,17 @@ import pytest
 import scipy.stats
 from numerics import tol
 
-from jaxlab import sparse_parity as sp
+from jaxlab.quanta import parity_mlp
+from jaxlab.quanta import sparse_parity as sp
 
 TINY = sp.TaskConfig(n_tasks=6, n=8, k=2, alpha_code=1.4)
-CONFIG, STEPS = sp.TrainConfig(batch_size=64, lr=1e-2), 20  # shared: fewer compiles
+CONFIG, STEPS = parity_mlp.TrainConfig(batch_size=64, lr=1e-2), 20  # shared: fewer compiles
 # Jitted once per shape: one compile is much cheaper than many eager op dispatches.
 make_subtasks = jax.jit(sp.make_subtasks, static_argnums=(0, 1, 2))
 sample_batch = jax.jit(sp.sample_batch, static_argnums=(2, 3))
 make_test_set = jax.jit(sp.make_test_set, static_argnums=(1, 2, 3))
-init_mlp = jax.jit(sp.init_mlp, static_argnums=(0, 1, 2, 3))
-evaluate = jax.jit(sp.evaluate, static_argnums=(1,))
+init_mlp = jax.jit(parity_mlp.init_mlp, static_argnums=(0, 1, 2, 3))
+evaluate = jax.jit(parity_mlp.evaluate, static_argnums=(1,))
 
 
 def test_make_subtasks_enumerates_every_subset_once(key):
@@ -101,9 +102,9 @@ def test_fixed_dataset_epochs_visit_every_sample_once(key):
 
 
 def test_param_count_matches_paper_and_init():
-    assert sp.param_count(9, 500, 100) == 5_429
-    assert sp.param_count(500, 500, 100) == 301_502
-    assert all(sp.param_count(w, 500, 100) == 603 * w + 2 for w in (1, 10, 77))
+    assert parity_mlp.param_count(9, 500, 100) == 5_429
+    assert parity_mlp.param_count(500, 500, 100) == 301_502
+    assert all(parity_mlp.param_count(w, 500, 100) == 603 * w + 2 for w in (1, 10, 77))
     params = init_mlp(500, 100, 9, 9, key=jax.random.key(0))
     assert sum(a.size for a in jax.tree.leaves(params)) == 5_429
 
@@ -141,7 +142,7 @@ def test_logits_and_eval_match_float64_dense_reference(key):
 
     _, _, logits = ref_nll(test.freq)
     np.testing.assert_allclose(
-        jax.jit(sp.mlp_logits, static_argnums=1)(params, 5, test.freq.task, test.freq.bits),
+        jax.jit(parity_mlp.mlp_logits, static_argnums=1)(params, 5, test.freq.task, test.freq.bits),
         logits,
         **tol("float32"),
     )
@@ -159,7 +160,7 @@ def test_logits_and_eval_match_float64_dense_reference(key):
 @functools.cache
 def _trainer(task, config, num_steps, widths, packed=True):
     fn = functools.partial(
-        sp.train_widths,
+        parity_mlp.train_widths,
         num_steps=num_steps,
         task=task,
         config=config,
@@ -173,7 +174,7 @@ def _trainer(task, config, num_steps, widths, packed=True):
 def _setup(task, config, widths, max_width, key):
     subtasks = sp.make_subtasks(task.n_tasks, task.n, task.k, key=key)
     states = jax.vmap(
-        lambda w: sp.init_state(task, config, w, max_width, key=jax.random.fold_in(key, w))
+        lambda w: parity_mlp.init_state(task, config, w, max_width, key=jax.random.fold_in(key, w))
     )(jnp.asarray(widths, jnp.int32))
     return states, subtasks
 
@@ -208,13 +209,15 @@ def test_packed_and_masked_widths_train_like_separate_unpadded_models(key):
 
 
 def test_packed_logits_equal_stacked_single_model_logits(key):
-    params = jax.vmap(lambda w: sp.init_mlp(TINY.n_tasks, TINY.n, w, 8, key=key))(
+    params = jax.vmap(lambda w: parity_mlp.init_mlp(TINY.n_tasks, TINY.n, w, 8, key=key))(
         jnp.array([2, 8, 5])
     )
     subtasks = make_subtasks(TINY.n_tasks, TINY.n, TINY.k, key=key)
     batch = sample_batch(subtasks, sp.task_logits(6, 1.4), 32, TINY.n, key=key)
-    got = jax.jit(sp.packed_logits, static_argnums=1)(params, (2, 8, 5), batch.task, batch.bits)
-    want = jax.vmap(sp.mlp_logits, in_axes=(0, 0, None, None), out_axes=1)(
+    got = jax.jit(parity_mlp.packed_logits, static_argnums=1)(
+        params, (2, 8, 5), batch.task, batch.bits
+    )
+    want = jax.vmap(parity_mlp.mlp_logits, in_axes=(0, 0, None, None), out_axes=1)(
         params, jnp.array([2, 8, 5]), batch.task, batch.bits
     )
     np.testing.assert_allclose(got, want, **tol("float32"))
@@ -226,7 +229,7 @@ def test_vmapped_seeds_equal_single_runs_and_compile_once(key):
 
     @chex.assert_max_traces(n=1)
     def fn(states, subtasks, logits, start, key):
-        return sp.train_widths(
+        return parity_mlp.train_widths(
             states,
             subtasks,
             logits,
@@ -262,12 +265,14 @@ def test_emergence_steps_brute_force():
 def test_tiny_task_subtasks_emerge_in_frequency_order(key):
     """Acceptance: per-subtask losses drop from ~1 bit, most frequent first."""
     task = sp.TaskConfig(n_tasks=6, n=8, k=2, alpha_code=2.0)
-    config = sp.TrainConfig(batch_size=256, lr=1e-2)
+    config = parity_mlp.TrainConfig(batch_size=256, lr=1e-2)
     logits = sp.task_logits(task.n_tasks, task.alpha_code)
     states, subtasks = _setup(task, config, (32,), 32, key)
     test = make_test_set(subtasks, task, 2000, 300, key=jax.random.fold_in(key, 1))
     train = _trainer(task, config, 25, (32,))
-    ev = jax.jit(lambda p: sp.evaluate(jax.tree.map(lambda a: a[0], p), 32, test)["task_loss"])
+    ev = jax.jit(
+        lambda p: parity_mlp.evaluate(jax.tree.map(lambda a: a[0], p), 32, test)["task_loss"]
+    )
     curves = [ev(states.params)]
     for i in range(16):
         states, _ = train(states, subtasks, logits, 25 * i, key=key)
@@ -286,14 +291,14 @@ def test_tiny_task_subtasks_emerge_in_frequency_order(key):
 def test_full_config_shapes_trace(key):
     """The paper's main config (500 subtasks, n=100, k=3, batch 20 000) traces; no compute."""
     task = sp.TaskConfig(n_tasks=500, n=100, k=3, alpha_code=1.4)
-    config = sp.TrainConfig(batch_size=20_000)
+    config = parity_mlp.TrainConfig(batch_size=20_000)
     widths = jnp.asarray([10, 50, 500], jnp.int32)
     logits = sp.task_logits(task.n_tasks, task.alpha_code)
 
     def program(key):
         states, subtasks = _setup.__wrapped__(task, config, (10, 50, 500), 500, key)
         test = sp.make_test_set(subtasks, task, 1_000_000, 1_000, key=key)
-        states, loss = sp.train_widths(
+        states, loss = parity_mlp.train_widths(
             states,
             subtasks,
             logits,
@@ -304,7 +309,7 @@ def test_full_config_shapes_trace(key):
             config=config,
             key=key,
         )
-        m = jax.lax.map(lambda pw: sp.evaluate(pw[0], pw[1], test), (states.params, widths))
+        m = jax.lax.map(lambda pw: parity_mlp.evaluate(pw[0], pw[1], test), (states.params, widths))
         return loss, m
 
     loss, m = jax.eval_shape(jax.vmap(program), jax.random.split(key, 2))

@@ -17,8 +17,9 @@ from jax.sharding import PartitionSpec as P
 from numerics import tol
 
 from jaxlab import sharding
-from jaxlab import sparse_parity as sp
 from jaxlab.experiments import sparse_parity as runner
+from jaxlab.quanta import parity_mlp
+from jaxlab.quanta import sparse_parity as sp
 
 CONFIG_FILE = pathlib.Path(__file__).parents[1] / "configs" / "sparse_parity.py"
 
@@ -36,7 +37,7 @@ def _config(num_seeds, data_size=-1):
 
 
 def _tiny(c):
-    return sp.TaskConfig(**c.task), sp.TrainConfig(**c.train)
+    return sp.TaskConfig(**c.task), parity_mlp.TrainConfig(**c.train)
 
 
 def _assert_seeds_on_data(tree, mesh):

@@ -6,8 +6,8 @@ import sentencepiece
 
 from jaxlab.config_args import UsageError
 from jaxlab.tokenizer import spm, training
+from jaxlab.tokenizer.cli import cli
 from jaxlab.tokenizer.encoder import Tokenizer
-from jaxlab.tokenizer_cli import cli
 
 
 @pytest.fixture(scope="module")

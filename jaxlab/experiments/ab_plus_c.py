@@ -18,9 +18,9 @@ import ml_collections
 import numpy as np
 
 from jaxlab import ab_plus_c as abc
-from jaxlab import ab_plus_c_jax as abc_jax
 from jaxlab import plots, report, sharding
-from jaxlab.ab_plus_c_cli import parse_n
+from jaxlab.ab_plus_c import vectorized as abc_jax
+from jaxlab.ab_plus_c.cli import parse_n
 from jaxlab.metrics import MetricsWriter, Progress
 
 SPEC = "spec/abc.md (Su, kexue.fm/archives/9775)"

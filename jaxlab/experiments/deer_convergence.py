@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxlab import deer, plots, report, rnn_cells, sharding
+from jaxlab import deer, plots, report, sharding
+from jaxlab.deer import cells
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
 
 SPEC = "spec/deer.md"
@@ -61,7 +62,7 @@ def _su_matrix(cell, params):
 
 def _make_solver(cell, mode, tol, sigmasq, scan_method):
     """One problem ``(params, xs) -> (iterations, converged, max abs error vs lax.scan)``."""
-    step = rnn_cells.CELLS[cell][0]
+    step = cells.CELLS[cell][0]
     tols = dict(atol=tol, rtol=0.0) if tol is not None else {}
     extra = dict(sigmasq=sigmasq) if "damped" in mode else {}
 
@@ -107,7 +108,7 @@ def _stack(trees):
 
 def _problem(cell, n, t, scale, dtype, key):
     k1, k2 = jax.random.split(key)
-    params = rnn_cells.CELLS[cell][1](n, n, scale=scale, dtype=dtype, key=k1)
+    params = cells.CELLS[cell][1](n, n, scale=scale, dtype=dtype, key=k1)
     return params, jax.random.normal(k2, (t, n)).astype(dtype)
 
 
@@ -157,7 +158,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         # Newton's step history and the first-k-exact property on (4, 2000, 1.0) (or the first).
         n, t = tg.shapes[0]
         params, xs = _problem("tanh", n, t, 1.0, jnp.float64, jax.random.fold_in(key, 7))
-        step = rnn_cells.tanh_rnn
+        step = cells.tanh_rnn
         y0 = jnp.zeros((n,), jnp.float64)
         ref = np.asarray(deer.sequential(step, y0, xs, params))
         traces, first_k_err = {}, 0.0

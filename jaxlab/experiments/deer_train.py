@@ -21,8 +21,8 @@ import optax
 from flax import nnx
 
 from jaxlab import plots, report, sharding
+from jaxlab.deer.layer import ParallelRNN, ParallelRNNConfig
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
-from jaxlab.parallel_rnn import ParallelRNN, ParallelRNNConfig
 
 SPEC = "spec/deer.md"
 

@@ -1,6 +1,6 @@
 """Quanta-model theory: vmapped L(N), L(D), L(S) simulations; slopes vs −γ and −γ/(γ+1).
 
-One jit-compiled :func:`jaxlab.quanta_grid.simulate_grid` call covers γ × N × D × τ × seeds; log–log
+One jit-compiled :func:`jaxlab.quanta.simulate_grid` call covers γ × N × D × τ × seeds; log–log
 least-squares slopes (bootstrap CIs for the Poisson variant) are compared with the theory
 exponents α_N = γ and α_D = α_S = γ/(γ+1), and with the sparse-parity fits read off the paper.
 Notation: γ (Su) = α (paper) = alpha_code − 1 (reference script).
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxlab import plots, quanta, quanta_grid, report, sharding
+from jaxlab import plots, quanta, report, sharding
 from jaxlab.metrics import MetricsWriter, check_finite
 
 SPEC = "spec/quanta.md (Su, kexue.fm/archives/9607; Michaud et al. 2023)"
@@ -96,8 +96,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 
 def simulate_grid_sharded(
     mesh: jax.sharding.Mesh, gammas, num_params, data_GD, taus, a, b, *, key, **static
-) -> quanta_grid.QuantaGrid:
-    """``jit(quanta_grid.simulate_grid)`` with the γ axis split over the ``data`` mesh axis.
+) -> quanta.QuantaGrid:
+    """``jit(quanta.simulate_grid)`` with the γ axis split over the ``data`` mesh axis.
 
     Sharded axis: γ (axis 0 of ``gammas``, ``data_GD`` and every output). ``simulate_grid``
     draws all Poisson counts in one vmap over the flattened (γ, D, seed) grid, and only the
@@ -117,7 +117,7 @@ def simulate_grid_sharded(
         sharding.shard_population(x, mesh, what="number of γ (padded)") for x in (gammas, data_GD)
     )
     sim = jax.jit(
-        quanta_grid.simulate_grid,
+        quanta.simulate_grid,
         static_argnames=("num_seeds", "num_quanta_poisson", "dtype"),
         out_shardings=sharding.batch_sharding(mesh),  # every QuantaGrid field: γ over data
     )

@@ -2,7 +2,7 @@
 
 Trains one-hidden-layer ReLU MLPs for all widths and seeds at once (seeds vmapped; the widths of
 a group stored padded to the group's widest and trained packed, see
-``jaxlab.sparse_parity.train_widths``; groups advance in lockstep) on the multitask
+``jaxlab.quanta.sparse_parity.train_widths``; groups advance in lockstep) on the multitask
 sparse-parity task of Michaud et al. (2023), evaluates per-subtask test losses, and fits power
 laws (``jaxlab.quanta.fit_power_law``) to the final loss against parameters and to the widest
 model's loss against steps.
@@ -29,8 +29,9 @@ import scipy.stats
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from jaxlab import plots, quanta, report, sharding
-from jaxlab import sparse_parity as sp
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
+from jaxlab.quanta import parity_mlp
+from jaxlab.quanta import sparse_parity as sp
 
 SOURCE = "Michaud et al. 2023, arXiv:2303.13506"
 # Fitted exponents read off the paper's appendix figure (spec), keyed by gamma = alpha_code - 1.
@@ -54,21 +55,25 @@ class WidthGroup:
     sharded over ``data`` on their leading axis.
     """
 
-    def __init__(self, cfg, task: sp.TaskConfig, train: sp.TrainConfig, widths, seed_keys, mesh):
+    def __init__(
+        self, cfg, task: sp.TaskConfig, train: parity_mlp.TrainConfig, widths, seed_keys, mesh
+    ):
         self.widths = tuple(widths)
         widths_W = jnp.asarray(widths, jnp.int32)
         max_width = max(widths)
         logits = sp.task_logits(task.n_tasks, task.alpha_code)
 
         def evaluate(params_W, test):  # widths one after another: bounds eval memory
-            return jax.lax.map(lambda pw: sp.evaluate(pw[0], pw[1], test), (params_W, widths_W))
+            return jax.lax.map(
+                lambda pw: parity_mlp.evaluate(pw[0], pw[1], test), (params_W, widths_W)
+            )
 
         def setup(key):
             k_sub, k_init, k_test, k_data, k_set = jax.random.split(key, 5)
             subtasks = sp.make_subtasks(task.n_tasks, task.n, task.k, key=k_sub)
             # Keyed by width, so a model does not depend on the grouping.
             states = jax.vmap(
-                lambda w: sp.init_state(
+                lambda w: parity_mlp.init_state(
                     task, train, w, max_width, key=jax.random.fold_in(k_init, w)
                 )
             )(widths_W)
@@ -81,7 +86,11 @@ class WidthGroup:
             return states, subtasks, test, dataset, k_data, evaluate(states.params, test)
 
         chunk = functools.partial(
-            sp.train_widths, widths=self.widths, num_steps=cfg.log_every, task=task, config=train
+            parity_mlp.train_widths,
+            widths=self.widths,
+            num_steps=cfg.log_every,
+            task=task,
+            config=train,
         )
 
         def run_chunk(states, subtasks, dataset, key, start):
@@ -287,13 +296,13 @@ def _plot_scaling(
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     task = sp.TaskConfig(**config.task)
-    train = sp.TrainConfig(**config.train)
+    train = parity_mlp.TrainConfig(**config.train)
     gamma = task.alpha_code - 1.0
     mesh = sharding.data_mesh(config.num_devices or None)
     steps, widths, m = train_all(config, make_groups(config, task, train, mesh), workdir)
     loss_SW = m["loss"].mean(1)  # (steps, widths), seed mean, bits
     task_loss_SWT = m["task_loss"].mean(1)
-    params_W = np.array([sp.param_count(int(w), task.n_tasks, task.n) for w in widths])
+    params_W = np.array([parity_mlp.param_count(int(w), task.n_tasks, task.n) for w in widths])
     np.savez(
         workdir / "curves.npz",
         steps=steps,

@@ -16,7 +16,7 @@ batch B, D = S·B) it gives α_D = α_S = γ/(γ+1).
 Losses are in the units of the floors ``a`` (loss of a learned quantum) and ``b`` (unlearned);
 pass nats and convert with :func:`to_bits` (chance on a binary task is b = ln 2 nats = 1 bit).
 Every function is written for one configuration, jit-able and vmappable over γ, n, N, D, τ and
-keys; ``jaxlab.quanta_grid.simulate_grid`` vmaps a whole grid into one program. Run theory
+keys; ``jaxlab.quanta.simulate_grid`` vmaps a whole grid into one program. Run theory
 code in float64 (``jax.enable_x64``): for small γ the tail varies slowly and float32 loses digits.
 
 References:

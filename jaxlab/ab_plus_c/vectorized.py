@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxlab.ab_plus_c import MAX_N_JAX, ABCStats
+from jaxlab.ab_plus_c.exact import MAX_N_JAX, ABCStats
 from jaxlab.array_types import Array, ArrayLike, Int
 
 

@@ -5,7 +5,7 @@ improves a whole trajectory per sweep. Linearising at the current iterate y^(k),
 
     y^(k+1)_t = J_t y^(k+1)_{t-1} + f(y^(k)_{t-1}, x_t) - J_t y^(k)_{t-1},     y^(k+1)_0 = y_0,
 
-is a linear time-varying recurrence, solved by :func:`jaxlab.scan.linear_recurrence`
+is a linear time-varying recurrence, solved by :func:`jaxlab.deer.scan.linear_recurrence`
 (associative scan, depth O(log T)). The modes differ in J_t:
 
 ======================  ==================================================================
@@ -16,7 +16,7 @@ is a linear time-varying recurrence, solved by :func:`jaxlab.scan.linear_recurre
 ``"constant"``/``"su"``  a fixed matrix (``A``, dense ``[D, D]`` or diagonal ``[D]``), Su's
                         constant-A perturbation sweep
 ``"damped"``            Levenberg-Marquardt step (ELK) via a parallel Kalman smoother,
-                        :func:`jaxlab.scan.damped_linear_recurrence`; ``"quasi_damped"``
+                        :func:`jaxlab.deer.scan.damped_linear_recurrence`; ``"quasi_damped"``
                         uses diagonal Jacobians (a scalar smoother per dimension)
 ``"sequential"``        :func:`sequential`, the ``lax.scan`` reference
 ======================  ==================================================================
@@ -53,7 +53,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxlab.array_types import Array, Bool, Float, Int
-from jaxlab.scan import block_diagonal, damped_linear_recurrence, linear_recurrence
+from jaxlab.deer.scan import block_diagonal, damped_linear_recurrence, linear_recurrence
 
 MODES = (
     "newton",

@@ -3,7 +3,7 @@
 import argparse
 import decimal
 
-from jaxlab import ab_plus_c
+from jaxlab.ab_plus_c import exact
 from jaxlab.config_args import UsageError
 
 
@@ -58,9 +58,9 @@ def cli(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     for n in [parse_n(t) for t in args.N]:
-        r = ab_plus_c.min_abc(n, return_stats=True)
+        r = exact.min_abc(n, return_stats=True)
         line = f"N={n} a={r.a} b={r.b} c={r.c} a+b+c={r.s}"
         if args.stats:
-            line += f" iterations={r.iterations} ceil(2sqrtN)={ab_plus_c.lower_bound(n)}"
+            line += f" iterations={r.iterations} ceil(2sqrtN)={exact.lower_bound(n)}"
         print(line)
     return 0

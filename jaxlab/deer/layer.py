@@ -1,6 +1,6 @@
 """NNX ``ParallelRNN``: a recurrent layer evaluated by DEER (or ``lax.scan``), batch-first.
 
-The cell is one of the pure step functions of :mod:`jaxlab.rnn_cells`; its parameters are NNX
+The cell is one of the pure step functions of :mod:`jaxlab.deer.cells`; its parameters are NNX
 ``Param``s; ``__call__`` vmaps :func:`jaxlab.deer.deer` over the batch, so gradients come from
 the implicit-differentiation rule (one reverse scan), not from unrolled sweeps.
 """
@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab import deer, rnn_cells
 from jaxlab.array_types import Array, Float
+from jaxlab.deer import cells, solver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ParallelRNN(nnx.Module):
 
     def __init__(self, config: ParallelRNNConfig, *, rngs: nnx.Rngs):
         self.config = config
-        init = rnn_cells.CELLS[config.cell][1]
+        init = cells.CELLS[config.cell][1]
         params = init(config.hidden, config.in_features, scale=config.scale, key=rngs.params())
         self._fields = params._fields
         self._param_type = type(params)
@@ -71,13 +71,13 @@ class ParallelRNN(nnx.Module):
 
     def __call__(self, x_BTM: Float[Array, "B T M"]) -> Float[Array, "B T D"]:
         c = self.config
-        step = rnn_cells.CELLS[c.cell][0]
+        step = cells.CELLS[c.cell][0]
         params = self.cell_params()
-        size = rnn_cells.state_size(c.cell, c.hidden)
+        size = cells.state_size(c.cell, c.hidden)
         y0 = jnp.zeros((size,), x_BTM.dtype)
 
         def one(x_TM):
-            return deer.deer(
+            return solver.deer(
                 step,
                 y0,
                 x_TM,

@@ -29,7 +29,7 @@ kind                    rule (``k``/``s`` = ``factor``, ``L0`` = training length
 ``proportional`` (HF)   partial rotation with exponents over the full head dim, zeros after
 ======================  =======================================================================
 
-ReRoPE (clipped relative positions) lives in ``jaxlab.rerope``.
+ReRoPE (clipped relative positions) lives in ``jaxlab.rope.rerope``.
 
 References: Su (2023), kexue.fm/archives/9675, /9706, /9708; Chen et al. (2023) arXiv:2306.15595;
 Peng et al. (2023) arXiv:2309.00071 (YaRN); bloc97 and emozilla (Reddit, 2023).
@@ -385,85 +385,3 @@ def rope_frequencies(
         rotated = 1.0 / (jnp.asarray(base, dtype) ** (jnp.arange(0, 2 * pairs, 2, dtype=dtype) / d))
         return jnp.concatenate([rotated, jnp.zeros(d // 2 - pairs, dtype)]) / k, 1.0
     raise AssertionError(kind)
-
-
-def _rotate(x, angles, attention_factor, layout: str, rotary_dim: int | None):
-    """Rotates the first ``rotary_dim`` features of ``x`` by ``angles`` (float32 or float64)."""
-    num_pairs = angles.shape[-1]
-    rot = 2 * num_pairs if rotary_dim is None else rotary_dim
-    if rot != 2 * num_pairs or rot > x.shape[-1]:
-        raise ValueError(f"rotary_dim {rot} needs {rot // 2} frequencies, got {num_pairs}")
-    cdtype = angles.dtype
-    angles = angles.reshape((1,) * (x.ndim - angles.ndim) + angles.shape)
-    cos = jnp.cos(angles) * jnp.asarray(attention_factor, cdtype)
-    sin = jnp.sin(angles) * jnp.asarray(attention_factor, cdtype)
-    xr = x[..., :rot].astype(cdtype)
-    if layout == "half":
-        x1, x2 = xr[..., :num_pairs], xr[..., num_pairs:]
-        out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    elif layout == "interleaved":
-        x1, x2 = xr[..., 0::2], xr[..., 1::2]
-        out = jnp.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-        out = out.reshape(xr.shape)
-    else:
-        raise ValueError(f"layout must be 'half' or 'interleaved', got {layout!r}")
-    return jnp.concatenate([out.astype(x.dtype), x[..., rot:]], axis=-1)
-
-
-def _angles(positions, inv_freq, x_dtype):
-    cdtype = jnp.float64 if x_dtype == jnp.float64 else jnp.float32
-    freqs = inv_freq.astype(cdtype).reshape((1,) * positions.ndim + inv_freq.shape)
-    return positions.astype(cdtype)[..., None] * freqs
-
-
-def apply_rope(
-    x: Float[Array, "*#batch L K"],
-    positions: Int[Array, "*#batch L"] | Float[Array, "*#batch L"],
-    inv_freq: Float[Array, " P"],
-    *,
-    attention_factor: float | Float[ArrayLike, ""] = 1.0,
-    layout: str = "half",
-    rotary_dim: int | None = None,
-) -> Float[Array, "*#batch L K"]:
-    """Rotates pair ``i`` of the first ``rotary_dim`` features at position ``n`` by ``n·f_i``.
-
-    ``half`` (HF LLaMA, rotate-half) pairs ``(x_i, x_{i+d/2})``; ``interleaved`` (RoFormer,
-    GPT-J) pairs ``(x_{2i}, x_{2i+1})``. Each pair maps to
-    ``a·(x₁cos θ − x₂sin θ, x₂cos θ + x₁sin θ)`` with ``a = attention_factor``. Angles and cos/sin
-    are formed in float32 (float64 for float64 inputs) and the result is cast back to ``x.dtype``;
-    features past ``rotary_dim = 2P`` pass through. Positions may be non-contiguous or fractional.
-
-    Args:
-      x: Queries or keys, position axis second to last.
-      positions: Position of each row (broadcast against ``x``'s leading axes).
-      inv_freq: ``P`` inverse frequencies from ``rope_frequencies``.
-      attention_factor: cos/sin magnitude (YaRN/longrope); applied here exactly once.
-      layout: ``"half"`` or ``"interleaved"``.
-      rotary_dim: Number of rotated features; defaults to ``2P``.
-
-    Returns:
-      The rotated array, same shape and dtype as ``x``.
-
-    References: Su et al. (2021), arXiv:2104.09864 (RoFormer).
-    """
-    return _rotate(x, _angles(positions, inv_freq, x.dtype), attention_factor, layout, rotary_dim)
-
-
-def beta_digits(n: Float[ArrayLike, ""], beta: float | int, num_digits: int) -> Float[Array, " P"]:
-    """Base-β digits of ``n``, lowest first: ``⌊n/β^{m-1}⌋ mod β`` for ``m = 1..num_digits``.
-
-    RoPE's pair ``m`` uses ``cos/sin(n/β^{m-1})`` with ``β = b^{2/d}``: the same quotient with the
-    floor dropped and ``mod β`` replaced by a periodic map (Su 9675).
-    """
-    powers = jnp.asarray(beta, jnp.float32) ** jnp.arange(num_digits, dtype=jnp.float32)
-    return jnp.mod(jnp.floor(jnp.asarray(n, jnp.float32) / powers), beta)
-
-
-def mixed_radix_digits(n: Float[ArrayLike, ""], radices: Float[Array, " P"]) -> Float[Array, " P"]:
-    """Mixed-radix digits ``⌊n/(β_1⋯β_{m-1})⌋ mod β_m`` (seconds, minutes, hours; Su 9706).
-
-    NTK-fixed/mixed read as radices ``β_m = β·λ_m``; with ``λ_m = 1`` this is ``beta_digits``.
-    """
-    radices = jnp.asarray(radices, jnp.float32)
-    place = jnp.concatenate([jnp.ones(1, jnp.float32), jnp.cumprod(radices)[:-1]])
-    return jnp.mod(jnp.floor(jnp.asarray(n, jnp.float32) / place), radices)

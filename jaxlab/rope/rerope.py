@@ -13,7 +13,7 @@ References: Su (2023), kexue.fm/archives/9708 (ReRoPE).
 import jax.numpy as jnp
 
 from jaxlab.array_types import Array, ArrayLike, Float, Int
-from jaxlab.rope import apply_rope
+from jaxlab.rope.rotate import apply_rope
 
 
 def rerope_logits(

@@ -7,7 +7,7 @@ With p = a + b and q = b - a (p = q mod 2), c = N - ab becomes
 so for each p the smallest admissible q (q^2 >= p^2 - 4N, right parity) is best, and since
 S >= p the scan over p can stop once p exceeds the best S found. It starts at p = floor(2 sqrt N)
 and needs at most about 2 N^{1/4} steps (Algorithm C below); every square root is an exact integer
-square root. Python-int functions work for any N >= 0; ``jaxlab.ab_plus_c_jax`` holds the
+square root. Python-int functions work for any N >= 0; ``jaxlab.ab_plus_c.vectorized`` holds the
 int64 JAX path.
 
 References: Su Jianlin, 《自然数集中 N = ab + c 时 a + b + c 的最小值》 (2023-09-20),

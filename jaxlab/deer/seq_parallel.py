@@ -27,17 +27,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from jaxlab import deer as deer_lib
 from jaxlab.array_types import Array, Float
-from jaxlab.scan import combine_dense, combine_diag
-
-
-def sequence_mesh(num_devices: int | None = None, axis: str = "seq") -> jax.sharding.Mesh:
-    """A 1-D mesh over the first ``num_devices`` devices (default: all), axis type Auto."""
-    n = num_devices or jax.device_count()
-    return jax.make_mesh(
-        (n,), (axis,), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
-    )
+from jaxlab.deer import solver
+from jaxlab.deer.scan import combine_dense, combine_diag
 
 
 def _apply(a, y, structure):
@@ -80,14 +72,14 @@ def linear_recurrence_sharded(
 ) -> Float[Array, "T D"]:
     """Solves y_t = A_t y_{t-1} + b_t with time sharded over ``mesh[axis]``.
 
-    Equals :func:`jaxlab.scan.linear_recurrence` (forward). Local work O(T/P) scan per device
+    Equals :func:`jaxlab.deer.scan.linear_recurrence` (forward). Local work O(T/P) scan per device
     plus a P-element carry fold.
 
     Args:
       A: ``[T, D, D]`` (dense) or ``[T, D]`` (diag); T divisible by the axis size.
       b: ``[T, D]``.
       y0: Initial state.
-      mesh: A mesh with axis ``axis`` (see :func:`sequence_mesh`).
+      mesh: A mesh with axis ``axis`` (see :func:`jaxlab.sharding.sequence_mesh`).
       axis: Mesh axis that splits time.
       structure: ``"dense"`` or ``"diag"``.
 
@@ -147,7 +139,7 @@ def _local_deer(y0, xs, params, yinit, *, func, mode, axis, max_iter, atol, rtol
 
 
 def deer_sharded(
-    func: deer_lib.Cell,
+    func: solver.Cell,
     y0: Float[Array, " D"],
     xs: Any,
     params: Any,
@@ -160,7 +152,7 @@ def deer_sharded(
     atol: float | None = None,
     rtol: float | None = None,
     clip: float | None = 1e8,
-) -> deer_lib.DeerResult:
+) -> solver.DeerResult:
     """:func:`jaxlab.deer.deer` with the time axis split across ``mesh[axis]``.
 
     Same sweeps, stopping test and <= T stop as the single-device solver, for modes
@@ -180,7 +172,7 @@ def deer_sharded(
         raise ValueError(f"deer_sharded supports newton, quasi, picard; got {mode!r}")
     t = jax.tree_util.tree_leaves(xs)[0].shape[0]
     _check_divisible(t, mesh, axis)
-    default_atol, default_rtol = deer_lib.default_tolerances(y0.dtype)
+    default_atol, default_rtol = solver.default_tolerances(y0.dtype)
     if yinit is None:
         yinit = jnp.broadcast_to(y0, (t, y0.shape[0]))
     fn = functools.partial(
@@ -200,4 +192,4 @@ def deer_sharded(
         in_specs=(P(), P(axis), P(), P(axis)),
         out_specs=(P(axis), P(), P(), P()),
     )(y0, xs, params, yinit)
-    return deer_lib.DeerResult(*out)
+    return solver.DeerResult(*out)

@@ -16,7 +16,7 @@ from jax.scipy.special import zeta
 from jaxtyping import Real
 
 from jaxlab.array_types import Array, ArrayLike, Float
-from jaxlab.quanta import (
+from jaxlab.quanta.theory import (
     learned_from_data,
     loss_of_parameters,
     loss_of_quanta,
