@@ -80,3 +80,53 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
         else:
             out[name] = _convert(name, value.strip(), defaults[name])
     return ml_collections.ConfigDict(out)
+
+
+def to_dataclass(cls, section, **extra):
+    """Builds the frozen dataclass ``cls`` from a config section (STYLE 2.2).
+
+    The one conversion from a ConfigDict to the library's typed options: runners call it instead
+    of defining mirror dataclasses. Lists become tuples (so the result stays hashable and usable
+    as a static jit argument); keys of ``section`` that ``cls`` does not have are an error, fields
+    missing from ``section`` take the dataclass defaults. ``extra`` overrides or adds fields.
+
+    Args:
+      cls: A dataclass type.
+      section: A ConfigDict, a mapping, or None.
+      **extra: Field values that take precedence over ``section``.
+
+    Returns:
+      ``cls(**fields)``.
+
+    Raises:
+      ConfigArgError: a key that is not a field of ``cls``, or a required field that is missing.
+
+    Examples:
+      >>> import dataclasses
+      >>> @dataclasses.dataclass(frozen=True)
+      ... class Opts:
+      ...     widths: tuple = (1,)
+      ...     lr: float = 1e-3
+      >>> to_dataclass(Opts, {"widths": [4, 8]})
+      Opts(widths=(4, 8), lr=0.001)
+    """
+    import dataclasses
+
+    items = dict(section.to_dict() if hasattr(section, "to_dict") else (section or {}))
+    items.update(extra)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(items) - set(fields))
+    if unknown:
+        raise ConfigArgError(
+            f"{cls.__name__} has no field(s) {', '.join(unknown)} (fields: {', '.join(fields)})"
+        )
+
+    def freeze(value):
+        if isinstance(value, list | tuple):
+            return tuple(freeze(v) for v in value)
+        return value
+
+    try:
+        return cls(**{k: freeze(v) for k, v in items.items()})
+    except TypeError as e:  # a required field without a value
+        raise ConfigArgError(f"{cls.__name__}: {e}") from None

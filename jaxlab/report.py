@@ -57,6 +57,136 @@ def claim(
     )
 
 
+def _num(x: float) -> str:
+    return _fmt(float(x))
+
+
+def within(
+    name: str,
+    measured: float,
+    expected: float,
+    *,
+    source: str,
+    rel: float | None = None,
+    abs: float | None = None,  # noqa: A002  (the tolerance's name in the report)
+    sanity: bool = False,
+) -> dict:
+    """A claim ``|measured - expected| <= tol``; expected, tolerance and verdict from one number.
+
+    Exactly one of ``rel`` (relative to ``|expected|``) or ``abs`` is given. A non-finite
+    measurement disagrees. ``sanity=True`` labels the row as a sanity check rather than a claim
+    of the source.
+    """
+    if (rel is None) == (abs is None):
+        raise ValueError("within() needs exactly one of rel= or abs=")
+    tol = rel * math.fabs(expected) if rel is not None else abs
+    measured = float(measured)
+    agree = math.isfinite(measured) and math.fabs(measured - expected) <= tol
+    text = f"rel {rel:g}" if rel is not None else f"abs {abs:g}"
+    return claim(
+        _label(name, sanity),
+        source=source,
+        expected=_num(expected),
+        measured=measured,
+        tolerance=text,
+        agree=agree,
+    )
+
+
+def at_most(name: str, measured: float, bound: float, *, source: str, sanity: bool = False) -> dict:
+    """A claim ``measured <= bound`` (non-finite disagrees)."""
+    measured = float(measured)
+    return claim(
+        _label(name, sanity),
+        source=source,
+        expected=f"<= {_num(bound)}",
+        measured=measured,
+        tolerance="one-sided",
+        agree=math.isfinite(measured) and measured <= bound,
+    )
+
+
+def at_least(
+    name: str, measured: float, bound: float, *, source: str, sanity: bool = False
+) -> dict:
+    """A claim ``measured >= bound`` (non-finite disagrees)."""
+    measured = float(measured)
+    return claim(
+        _label(name, sanity),
+        source=source,
+        expected=f">= {_num(bound)}",
+        measured=measured,
+        tolerance="one-sided",
+        agree=math.isfinite(measured) and measured >= bound,
+    )
+
+
+def between(
+    name: str, measured: float, lo: float, hi: float, *, source: str, sanity: bool = False
+) -> dict:
+    """A claim ``lo <= measured <= hi`` (non-finite disagrees)."""
+    measured = float(measured)
+    return claim(
+        _label(name, sanity),
+        source=source,
+        expected=f"in [{_num(lo)}, {_num(hi)}]",
+        measured=measured,
+        tolerance="interval",
+        agree=math.isfinite(measured) and lo <= measured <= hi,
+    )
+
+
+def interval_above(
+    name: str,
+    ci: tuple[float, float],
+    threshold: float,
+    *,
+    source: str,
+    measured: float | None = None,
+) -> dict:
+    """A claim "the quantity exceeds ``threshold``", decided by a confidence interval.
+
+    Agrees when the whole interval is above the threshold, disagrees when it is wholly below, and
+    is "not resolvable at this size" (``agree=None``) when it straddles the threshold.
+    """
+    lo, hi = float(ci[0]), float(ci[1])
+    agree = True if lo > threshold else False if hi < threshold else None
+    shown = f"{_num(measured)} " if measured is not None else ""
+    return claim(
+        name,
+        source=source,
+        expected=f"> {_num(threshold)}",
+        measured=f"{shown}[{_num(lo)}, {_num(hi)}]",
+        tolerance="CI" + ("" if agree is not None else " (not resolvable at this size)"),
+        agree=agree,
+    )
+
+
+def holds(
+    name: str, ok: bool, *, source: str, expected: str, measured, sanity: bool = False
+) -> dict:
+    """A qualitative claim (an ordering, a monotone curve) whose test is ``ok``."""
+    return claim(
+        _label(name, sanity),
+        source=source,
+        expected=expected,
+        measured=measured,
+        tolerance="exact",
+        agree=bool(ok),
+    )
+
+
+def reported(name: str, measured, *, source: str, expected: str, why: str) -> dict:
+    """A figure shown next to the source's value but not checked (``why`` says why)."""
+    return claim(
+        name, source=source, expected=expected, measured=measured, tolerance=why, agree=None
+    )
+
+
+def _label(name: str, sanity: bool) -> str:
+    return f"{name} (sanity check)" if sanity else name
+
+
 def _fmt(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
