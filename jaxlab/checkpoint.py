@@ -4,28 +4,88 @@ A checkpoint holds one pytree ``{"state": <nnx state of (model, optimizer)>, "st
 "key": uint32 key data}``. Restores go against an abstract state (shapes, dtypes, shardings), so a
 resumed run gets arrays placed exactly as a fresh one. Uses the orbax-checkpoint V1 API, so its
 move to top level in orbax 1.0 is a change to this file only.
+
+Two guards make a resume trustworthy. Each checkpoint carries, in its custom metadata, the
+identity of the run's config (``config_id``, e.g. a hash of the resolved config) and a
+fingerprint of every saved array (two wrapping uint32 sums of the array's bits per leaf,
+computed on device). A restore refuses a checkpoint of another config
+(:class:`CheckpointMismatchError`), and a checkpoint whose data no longer match their fingerprint
+(or that fails to load at all) is skipped with a warning in favour of the next older one.
 """
 
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from orbax.checkpoint import v1 as ocp
 
 
+class CheckpointMismatchError(ValueError):
+    """The checkpoints in a directory were written by a run of a different config."""
+
+
+def _leaf_bits(x: jax.Array) -> jax.Array:
+    """The array's bits as a flat uint32 vector (16-bit types widened, 64-bit types split)."""
+    x = jnp.ravel(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x).ravel()
+    width = x.dtype.itemsize
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32)
+    if width == 4:
+        return jax.lax.bitcast_convert_type(x, jnp.uint32)
+    if width == 8:
+        return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()
+    if width == 2:
+        return jax.lax.bitcast_convert_type(x, jnp.uint16).astype(jnp.uint32)
+    return jax.lax.bitcast_convert_type(x, jnp.uint8).astype(jnp.uint32)
+
+
+@jax.jit
+def _fingerprint(tree) -> jax.Array:
+    """``[num_leaves, 2]`` uint32: a plain and a position-weighted wrapping sum of each leaf's bits.
+
+    Any single changed word changes the plain sum; the weighted sum also catches swapped words.
+    """
+    rows = []
+    for leaf in jax.tree.leaves(tree):
+        bits = _leaf_bits(leaf)
+        weights = jnp.arange(bits.shape[0], dtype=jnp.uint32) * jnp.uint32(2654435761) + 1
+        rows.append(jnp.stack([jnp.sum(bits, dtype=jnp.uint32), jnp.sum(bits * weights)]))
+    return jnp.stack(rows) if rows else jnp.zeros((0, 2), jnp.uint32)
+
+
+def fingerprint(tree) -> list[list[int]]:
+    """Host copy of :func:`_fingerprint` (JSON-ready): one ``[sum, weighted sum]`` per leaf."""
+    return np.asarray(jax.device_get(_fingerprint(tree))).astype(np.int64).tolist()
+
+
 class Checkpoints:
-    """Periodic save and automatic resume under ``workdir/ckpt``.
+    """Periodic save and automatic, verified resume under ``workdir/ckpt``.
 
     Args:
       directory: Where checkpoints live (created on first save).
       every: Save when ``step % every == 0`` (and always on ``force=True``).
-      keep: Number of most recent checkpoints kept.
+      keep: Number of most recent checkpoints kept (older ones are the fallback when the newest
+        is damaged, so keep at least 2).
+      config_id: Identity of the run's config, stored with every checkpoint; :meth:`restore`
+        refuses checkpoints with another id. None disables the check.
     """
 
-    def __init__(self, directory: str | pathlib.Path, *, every: int, keep: int = 2):
+    def __init__(
+        self,
+        directory: str | pathlib.Path,
+        *,
+        every: int,
+        keep: int = 2,
+        config_id: str | None = None,
+    ):
         self.directory = pathlib.Path(directory).absolute()
+        self.config_id = config_id
         policies = ocp.training.save_decision_policies
         self._ckpt = ocp.training.Checkpointer(
             self.directory,
@@ -37,17 +97,36 @@ class Checkpoints:
         latest = self._ckpt.latest
         return None if latest is None else int(latest.step)
 
+    def should_save(self, step: int) -> bool:
+        return bool(self._ckpt.should_save(step))
+
     def save(self, step: int, state, key: jax.Array, *, force: bool = False) -> bool:
+        if not (force or self.should_save(step)):
+            return False
         tree = {"state": state, "step": jnp.int32(step), "key": jax.random.key_data(key)}
-        saved = self._ckpt.save(step, tree, force=force)
-        return saved
+        meta = {"config_id": self.config_id, "fingerprint": fingerprint(tree)}
+        return self._ckpt.save(step, tree, force=True, custom_metadata=meta)
+
+    def _custom_metadata(self, step: int) -> dict:
+        """The custom metadata saved with ``step`` ({} if unreadable: the load then decides)."""
+        try:
+            return dict(self._ckpt.metadata(step).custom_metadata or {})
+        except Exception:  # noqa: BLE001  (a damaged metadata file is handled by the load)
+            return {}
 
     def restore(self, abstract_state, key: jax.Array):
-        """Loads the latest checkpoint; returns ``(state, step, key)``.
+        """Loads the newest intact checkpoint; returns ``(state, step, key)`` or None if none is.
+
+        A checkpoint that fails to load or whose arrays differ from their saved fingerprint is
+        removed with a ``UserWarning`` naming its step (a later save of that step would collide
+        with it); the next older one is tried.
 
         Args:
           abstract_state: ``jax.ShapeDtypeStruct`` tree (with shardings) of the state.
           key: A key of the run's key type, used for the abstract key data.
+
+        Raises:
+          CheckpointMismatchError: a checkpoint was written by a run with another ``config_id``.
         """
         data = jax.random.key_data(key)
         leaves = jax.tree.leaves(abstract_state)
@@ -59,9 +138,33 @@ class Checkpoints:
             "step": jax.ShapeDtypeStruct((), jnp.int32, sharding=where),
             "key": jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=where),
         }
-        tree = self._ckpt.load(None, abstract)
-        restored_key = jax.random.wrap_key_data(tree["key"], impl=jax.random.key_impl(key))
-        return tree["state"], int(tree["step"]), restored_key
+        steps = sorted((int(c.step) for c in self._ckpt.checkpoints), reverse=True)
+        for step in steps:
+            meta = self._custom_metadata(step)
+            saved_id = meta.get("config_id")
+            if self.config_id is not None and saved_id is not None and saved_id != self.config_id:
+                raise CheckpointMismatchError(
+                    f"{self.directory} holds checkpoints of another config "
+                    f"({saved_id} != {self.config_id}); use a new --workdir or delete it"
+                )
+            try:
+                tree = self._ckpt.load(step, abstract)
+                expected = meta.get("fingerprint")
+                if expected is None:
+                    raise ValueError("its fingerprint metadata is missing or unreadable")
+                if fingerprint(tree) != expected:
+                    raise ValueError("its arrays do not match the fingerprint saved with them")
+            except Exception as e:  # noqa: BLE001  (any load failure means: try an older one)
+                warnings.warn(
+                    f"checkpoint at step {step} in {self.directory} is damaged ({e}); "
+                    "removed it and fell back to an older one",
+                    stacklevel=2,
+                )
+                self._ckpt.delete(step)  # else a later save at this step would collide
+                continue
+            restored_key = jax.random.wrap_key_data(tree["key"], impl=jax.random.key_impl(key))
+            return tree["state"], int(tree["step"]), restored_key
+        return None
 
     def wait(self) -> None:
         self._ckpt.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import pathlib
 from collections.abc import Callable
@@ -116,10 +117,23 @@ def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
         # promotion the tests use, that needs the standard rules.
         with jax.numpy_dtype_promotion("standard"):
             optimizer.update(model, grads)
-        stats = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        grad_norm = optax.tree.norm(grads)
+        stats = {"loss": loss, "grad_norm": grad_norm}
         return nnx.state((model, optimizer)), stats
 
     return jax.jit(step, donate_argnums=0)
+
+
+@jax.jit
+def _track_first_bad(first_bad, stats, step):
+    finite = jnp.isfinite(stats["loss"]) & jnp.isfinite(stats["grad_norm"])
+    return jnp.where((first_bad < 0) & ~finite, jnp.int32(step), first_bad)
+
+
+def run_identity(model_cfg: LMConfig, train_cfg: TrainConfig, seed: int) -> str:
+    """A short hash of everything that determines a training run (stored with checkpoints)."""
+    text = repr((model_cfg, train_cfg, int(seed)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -211,9 +225,15 @@ def fit(
     ckpt = None
     start = 0
     if train_cfg.checkpoint_every:
-        ckpt = Checkpoints(workdir / "ckpt", every=train_cfg.checkpoint_every)
+        ckpt = Checkpoints(
+            workdir / "ckpt",
+            every=train_cfg.checkpoint_every,
+            config_id=run_identity(model_cfg, train_cfg, seed),
+        )
         if ckpt.latest_step() is not None:
-            state, start, data_key = ckpt.restore(abstract_state, data_key)
+            restored = ckpt.restore(abstract_state, data_key)
+            if restored is not None:
+                state, start, data_key = restored
     resumed_from = start if start else None
     writer = None
     if metrics_file:
@@ -246,23 +266,45 @@ def fit(
         history.append(record)
         progress.update(step, f"loss {values['loss']:.4f}")
 
+    def guard(step_now: int, stats_now) -> None:
+        """Raises if any step so far had a non-finite loss or gradient norm, naming the first.
+
+        The device keeps the first bad step (``first_bad``); reading it here, at logging and
+        checkpoint points only, costs no extra host round-trip per step.
+        """
+        bad = int(jax.device_get(first_bad))
+        if bad >= 0:
+            values = {k: float(v) for k, v in jax.device_get(stats_now).items()}
+            if writer is not None:
+                writer.write(step_now, **values, first_nonfinite_step=bad)
+            raise FloatingPointError(
+                f"non-finite loss or gradient norm at step {bad} (no checkpoint saved after it)"
+            )
+
     end = train_cfg.num_steps if stop_at is None else min(stop_at, train_cfg.num_steps)
     pending = None  # (step, stats) dispatched but not yet read: keeps the device busy
+    first_bad = jnp.int32(-1)  # first step with a non-finite loss or grad norm, on device
     for step in range(start, end):
         state, stats = train_step(state, sample(train_tokens, step))
         done = step + 1
+        first_bad = _track_first_bad(first_bad, stats, done)
         if pending is not None:
+            guard(*pending)
             log(*pending, eval_now=False)
             pending = None
         is_last = done == train_cfg.num_steps
         want_eval = bool(train_cfg.eval_every) and done % train_cfg.eval_every == 0
         if want_eval or is_last:
+            guard(done, stats)
             log(done, stats, eval_now=True)
         elif done % train_cfg.log_every == 0:
             pending = (done, stats)
-        if ckpt is not None:
-            ckpt.save(done, state, data_key, force=is_last or done == end)
+        force = is_last or done == end
+        if ckpt is not None and (force or ckpt.should_save(done)):
+            guard(done, stats)  # never save non-finite parameters
+            ckpt.save(done, state, data_key, force=force)
     if pending is not None:
+        guard(*pending)
         log(*pending, eval_now=False)
     if ckpt is not None:
         ckpt.wait()
