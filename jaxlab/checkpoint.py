@@ -23,9 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 from orbax.checkpoint import v1 as ocp
 
+from jaxlab.config_args import UsageError
 
-class CheckpointMismatchError(ValueError):
-    """The checkpoints in a directory were written by a run of a different config."""
+
+class CheckpointMismatchError(UsageError):
+    """The checkpoints in a directory were written by a run of a different config.
+
+    A usage error: the CLI prints it on one line and exits 2.
+    """
 
 
 def _leaf_bits(x: jax.Array) -> jax.Array:
