@@ -9,8 +9,9 @@ normaliser, byte fallback, no whitespace removal), cached under $JAXLAB_CACHE or
 Modes: Viterbi (SentencePiece ``encode``, one thread, list input) and exact sampling
 (SentencePiece ``enable_sampling=True, nbest_size=-1, alpha=0.1``; jaxlab FFBS alpha = 0.1).
 Correctness is checked in the same run: Viterbi ids equal on every line, and every sample
-decodes back to its line. jaxlab runs twice: with its compiled host kernels (the default when a
-C compiler exists) and with the pure NumPy host path; the device DP is the same JAX code.
+decodes back to its line. jaxlab runs twice: with its compiled host kernels (the default when the
+extension was built at install time) and with the pure NumPy host path; the device DP is the same
+JAX code. The active host path is printed first (as ``jaxlab tokenizer --version`` does).
 BytePiece is timed only if it is importable.
 """
 
@@ -55,6 +56,9 @@ def main(argv=None) -> int:
     import sentencepiece
 
     timing.print_machine()
+    from jaxlab.tokenizer.cli import version_line
+
+    print(version_line())
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     model_path = cached_model()
     _, test = stdlib_split()
@@ -67,8 +71,8 @@ def main(argv=None) -> int:
 
     sp = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
     model = spm.from_sentencepiece(model_path)
-    tok = Tokenizer(model)  # compiled host kernels when a C compiler exists (the default)
-    print(f"jaxlab host path: {'compiled C kernels' if tok.use_native else 'NumPy'}")
+    tok = Tokenizer(model)  # compiled host kernels when the extension is built (the default)
+    print(f"jaxlab host path of the default rows: {tok.host_path}")
     numpy_tok = Tokenizer(model, use_native=False)
     key = jax.random.key(0)
     runs = {

@@ -3,6 +3,7 @@
 import math
 import random
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -153,16 +154,40 @@ def test_alpha_limits(toy_tok, key):
     np.testing.assert_allclose(z, v, atol=0.01)
 
 
+@pytest.mark.parametrize("alpha", [-1.0, -0.0001, math.nan, math.inf])
+def test_bad_alpha_raises_naming_alpha(toy_tok, key, alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        toy_tok.encode(["abcd"], alpha=alpha, key=key)
+    with pytest.raises(ValueError, match="alpha"):
+        toy_tok.log_partition(["abcd"], alpha)
+
+
+def test_api_misuse_raises(toy_tok, key):
+    with pytest.raises(ValueError, match="single string"):
+        toy_tok.encode("abcd")  # a str is not a list of lines
+    with pytest.raises(ValueError, match="key"):
+        toy_tok.encode(["abcd"], alpha=0.5)
+    with pytest.raises(ValueError, match="method"):
+        toy_tok.encode(["abcd"], alpha=0.5, key=key, method="nbest")
+    assert toy_tok.encode(["abcd"], alpha=None) == toy_tok.encode(["abcd"])
+    assert toy_tok.encode(("abcd", "ab")) == toy_tok.encode(["abcd", "ab"])
+
+
 def test_layout_invariance_and_single_compile(toy_tok, key):
     texts = ["".join(random.Random(i).choice("abcd") for _ in range(i % 13)) for i in range(300)]
     a = toy_tok.encode(texts, alpha=0.7, key=key, row_len=32)
     b = toy_tok.encode(texts, alpha=0.7, key=key, row_len=64)
     assert a == b  # a line's sample does not depend on how lines are packed
-    toy_tok.encode(texts, alpha=0.7, key=key, row_len=64)
-    before = encoder.TRACES["count"]
-    for i in range(3):
-        toy_tok.encode(texts[i:], alpha=0.7 + i, key=jax.random.fold_in(key, i), row_len=64)
-    assert encoder.TRACES["count"] == before  # same bucket: no retrace, no recompile
+    # A fresh jit of the device function that may be traced once: the later calls (same
+    # bucket, other alphas, keys and line counts) must neither retrace nor recompile.
+    counted = jax.jit(chex.assert_max_traces(encoder._forward, n=1), static_argnames=("method",))
+    toy_tok.device_fn = counted
+    try:
+        for i in range(4):
+            toy_tok.encode(texts[i:], alpha=0.7 + i, key=jax.random.fold_in(key, i), row_len=64)
+    finally:
+        toy_tok.device_fn = encoder.DEVICE_FN
+        chex.clear_trace_counter()
 
 
 def test_forced_hash_collisions_keep_lattice_exact():

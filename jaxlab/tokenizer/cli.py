@@ -1,5 +1,6 @@
 """``jaxlab tokenizer train|encode|sample``: unigram tokenization from files to files.
 
+  jaxlab tokenizer --version      the version and the active host path (native or numpy)
   jaxlab tokenizer train  --input corpus.txt [more.txt ...] --vocab-size 8000 --output m.model
   jaxlab tokenizer encode --model m.model --input text.txt --output ids.txt [--pieces]
   jaxlab tokenizer sample --model m.model --input text.txt --output ids.txt --alpha 0.1
@@ -71,8 +72,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def version_line() -> str:
+    """``jaxlab <version>, tokenizer host path: native (<library>)`` or ``numpy (<why>)``."""
+    import jaxlab
+    from jaxlab.tokenizer import native
+
+    path, detail = native.host_path()
+    return f"jaxlab {jaxlab.__version__}, tokenizer host path: {path} ({detail})"
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="jaxlab tokenizer", description="Unigram tokenizer (SentencePiece files)")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version and host path (native/numpy)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("train", help="train a unigram vocabulary (EM + pruning)")
     t.add_argument("--input", nargs="+", required=True, help="UTF-8 text files")
@@ -96,6 +109,9 @@ def _parser() -> _Parser:
 
 def cli(argv: list[str]) -> int:
     """Entry point for ``jaxlab tokenizer ...``; returns 0 or raises UsageError."""
+    if argv[:1] == ["--version"]:
+        print(version_line())
+        return 0
     args = _parser().parse_args(argv)
     if args.command == "train":
         from jaxlab.tokenizer import spm, training

@@ -12,8 +12,9 @@ results are identical. Large inputs are split into chunks of about ``CHUNK_CHARS
 and pipelined: the DP of one chunk runs (asynchronous dispatch) while the host lays out the next
 chunk and reads back the previous one.
 
-``alpha < 0`` is Viterbi (BytePiece's convention); ``alpha >= 0`` samples from
-P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
+``alpha=None`` (the default) is Viterbi; a finite ``alpha >= 0`` samples from P(w)^alpha / Z
+(``alpha = 0``: uniform over segmentations). BytePiece's ``alpha < 0`` sentinel for Viterbi is
+not accepted: a negative or nan ``alpha`` raises ``ValueError`` (CONTRIBUTING.md, STYLE §2.4).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import math
+import numbers
 from collections.abc import Sequence
 
 import jax
@@ -84,9 +87,32 @@ def _bucket(n: int, minimum: int = 16, steps: int = 1) -> int:
     return max(minimum, -(-n // grain) * grain)
 
 
-CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
+SAMPLERS = decoding.METHODS  # the samplers of ``decoding.sample``
 
-TRACES = {"count": 0}  # incremented each time _forward is traced (compile-count tests)
+
+def _check_alpha(alpha) -> float:
+    """``alpha`` as a float, or ValueError unless it is a finite number >= 0."""
+    if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool):
+        raise ValueError(f"alpha must be a finite number >= 0 (or None), got {alpha!r}")
+    value = float(alpha)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0 (or None for Viterbi), got {alpha}")
+    return value
+
+
+def _lines(texts) -> Sequence[str]:
+    """``texts`` if it is a sequence of str; ValueError for a single str or other items."""
+    if isinstance(texts, str | bytes):
+        raise ValueError("texts must be a list of lines (str), got a single string; use [text]")
+    if not isinstance(texts, Sequence):
+        texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        bad = next(t for t in texts if not isinstance(t, str))
+        raise ValueError(f"texts must hold str lines, got {type(bad).__name__}")
+    return texts
+
+
+CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
 
 
 def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
@@ -95,7 +121,6 @@ def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
     Cells where no piece ends hold -1. For ``log_partition`` and ``entropy`` the values at
     every cell are returned instead.
     """
-    TRACES["count"] += 1
     if method == "viterbi":
         _, k, ends = decoding.viterbi(ids, starts, edge_scores)
     elif method == "log_partition":
@@ -186,7 +211,8 @@ class Tokenizer:
         self._dtype = np.int16 if model.vocab_size + 2 < 2**15 else np.int32
         self.mesh = mesh
         if use_native and not native.available():
-            raise RuntimeError("use_native=True but the compiled kernels are unavailable")
+            why = native.host_path()[1]
+            raise RuntimeError(f"use_native=True but the compiled kernels are unavailable: {why}")
         self.use_native = native.available() if use_native is None else use_native
         self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
         # How the layout kernel normalises raw text (identity normaliser, no whitespace removal).
@@ -200,6 +226,11 @@ class Tokenizer:
             if model.add_dummy_prefix
             else -1,
         }
+
+    @property
+    def host_path(self) -> str:
+        """``"native"`` (compiled kernels) or ``"numpy"``: the host path :meth:`prepare` takes."""
+        return "native" if self.use_native else "numpy"
 
     # ---- layout -------------------------------------------------------------------------
     def prepare(
@@ -219,7 +250,7 @@ class Tokenizer:
         ``offsets``, which only the samplers need.
         """
         raw = to_codepoints(texts)
-        fast = self.use_native and self.tables.trans is not None
+        fast = self.use_native
         if fast and not self.model.remove_extra_whitespaces:
             # The layout kernel reads the raw text: dummy prefix and escaped spaces on the fly.
             prefix = (raw[1] > 0) if self.model.add_dummy_prefix else 0  # one ▁ per line
@@ -327,26 +358,33 @@ class Tokenizer:
         self,
         texts: Sequence[str],
         *,
-        alpha: float = -1.0,
+        alpha: float | None = None,
         method: str = "ffbs",
         key: jax.Array | None = None,
         add_bos: bool = False,
         add_eos: bool = False,
         row_len: int | None = None,
     ) -> list[list[int]]:
-        """Ids for each line: Viterbi if ``alpha < 0``, else a sample from P^alpha / Z.
+        """Ids for each line: Viterbi if ``alpha`` is None, else a sample from P^alpha / Z.
 
         Args:
-          texts: Lines (str). Each is encoded independently, as ``SentencePieceProcessor``.
-          alpha: < 0 Viterbi; >= 0 inverse temperature of the sampler.
-          method: Sampler (``ffbs``, ``eager``, ``online`` exact; ``v1`` biased).
-          key: PRNG key (required when alpha >= 0); line i draws from (key, i) only.
+          texts: Lines: a list (or other sequence) of str, each encoded independently, as
+            ``SentencePieceProcessor``. A single str is refused (it is not a list of lines).
+          alpha: None: Viterbi; a finite number >= 0: inverse temperature of the sampler.
+          method: Sampler, one of ``SAMPLERS`` (``ffbs``, ``eager``, ``online`` exact; ``v1``
+            biased); ignored for Viterbi.
+          key: PRNG key (required when sampling); line i draws from (key, i) only.
           add_bos, add_eos: Add the model's control ids.
           row_len: Override the row length of the layout (results do not depend on it).
         """
-        if alpha >= 0 and key is None:
-            raise ValueError("sampling (alpha >= 0) needs a key")
-        method_ = "viterbi" if alpha < 0 else method
+        texts = _lines(texts)
+        if alpha is not None:
+            alpha = _check_alpha(alpha)
+            if method not in SAMPLERS:
+                raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
+            if key is None:
+                raise ValueError("key: sampling (alpha is not None) needs a key")
+        method_ = "viterbi" if alpha is None else method
         # Software pipeline over chunks of lines: the device DP of chunk i is dispatched
         # (asynchronously) before the host builds the lattice of chunk i + 1 and extracts the
         # ids of chunk i - 1, so the host work and the device DP overlap.
@@ -357,7 +395,7 @@ class Tokenizer:
                 batch = self.prepare(
                     texts[a:b], row_len=row_len, first_line=a, positions=method_ != "viterbi"
                 )
-                dev = self._device(batch, method_, max(alpha, 0.0), key)
+                dev = self._device(batch, method_, 0.0 if alpha is None else alpha, key)
                 if pending is not None:
                     out += self._extract(*pending)
                 pending = (batch, dev)
@@ -471,6 +509,7 @@ class Tokenizer:
         return out
 
     def _line_values(self, texts, method: str, alpha: float) -> np.ndarray:
+        texts, alpha = _lines(texts), _check_alpha(alpha)
         batch = self.prepare(texts, positions=False)
         vals = self._run(batch, method, alpha, None)
         return np.where(batch.last_cell >= 0, vals[np.maximum(batch.last_cell, 0)], 0.0)
