@@ -206,6 +206,13 @@ def write_model_proto(model: UnigramModel, path: str | pathlib.Path) -> pathlib.
 
     The file loads in ``sentencepiece.SentencePieceProcessor`` and in :func:`from_sentencepiece`.
     """
+    path = pathlib.Path(path)
+    path.write_bytes(model_proto_bytes(model))
+    return path
+
+
+def model_proto_bytes(model: UnigramModel) -> bytes:
+    """The serialised ``ModelProto`` that :func:`write_model_proto` writes."""
     out = bytearray()
     for piece, score, kind in zip(
         model.pieces, model.scores.tolist(), model.types.tolist(), strict=True
@@ -230,6 +237,4 @@ def write_model_proto(model: UnigramModel, path: str | pathlib.Path) -> pathlib.
     _field(norm, 4, bool(model.remove_extra_whitespaces))
     _field(norm, 5, bool(model.escape_whitespaces))
     _field(out, 3, norm)
-    path = pathlib.Path(path)
-    path.write_bytes(bytes(out))
-    return path
+    return bytes(out)
