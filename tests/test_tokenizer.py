@@ -366,3 +366,33 @@ def test_single_row_dp_equals_its_column_in_a_batch(toy_tok, key):
         k1, _ = decoding.sample(ids[:, :, r], starts[:, r], *args, key=key)
         k, _ = decoding.sample(ids, starts, lines, offsets, 0.7, "online", table, key=key)
         np.testing.assert_array_equal(k1, k[:, r])
+
+
+@pytest.mark.parametrize("byte_fallback", [True, False], ids=["bytes", "unk"])
+def test_remove_extra_whitespaces_literal_space_symbol_matches_sentencepiece(
+    tmp_path, byte_fallback, key
+):
+    """With ``remove_extra_whitespaces`` SentencePiece strips trailing ▁ after escaping (so
+    also a literal U+2581 at the end of a line) and, decoding, strips the leading ▁ of every
+    piece until something visible is decoded. Ids and decodes (of its own Viterbi and sampled
+    ids) must agree on lines full of spaces and literal ▁."""
+    import sentencepiece
+
+    rng = random.Random(4)
+    chars = "ab c\u2581 \u2581d"
+    train = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 30))) for _ in range(1500)]
+    (tmp_path / "t.txt").write_text("\n".join(train))
+    path = spm.train_sentencepiece(
+        tmp_path / "t.txt", tmp_path / "m", 300 if byte_fallback else 40, num_threads=1,
+        byte_fallback=byte_fallback, remove_extra_whitespaces=True,
+    )  # fmt: skip
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    tok = Tokenizer(spm.from_sentencepiece(path))
+    lines = ["".join(rng.choice(chars + "xé") for _ in range(rng.randint(0, 20)))
+             for _ in range(400)]  # fmt: skip
+    lines += ["\u2581", "\u2581\u2581", " \u2581 ", "a\u2581", "\u2581a", "  \u2581x\u2581  ", ""]
+    want = sp.encode(lines)
+    assert tok.encode(lines) == want
+    sampled = sp.encode(lines, enable_sampling=True, nbest_size=-1, alpha=0.5)
+    for ids in (want, sampled):
+        assert tok.decode(ids) == sp.decode(ids)

@@ -458,26 +458,36 @@ class Tokenizer:
         return [[self.model.pieces[i] for i in ids] for ids in self.encode(texts, **kwargs)]
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
-        """Text for each id list: ▁ -> space, byte pieces -> UTF-8, first dummy ▁ dropped."""
-        types, pieces, out = self.model.types, self.model.pieces, []
+        """Text for each id list: ▁ -> space, byte pieces -> UTF-8, the dummy prefix dropped.
+
+        As SentencePiece: the dummy prefix's space is dropped; with ``remove_extra_whitespaces``
+        a leading ▁ is removed from each piece while nothing visible has been decoded yet, so
+        every leading lone ▁ piece decodes to nothing.
+        """
+        model, types, pieces, out = self.model, self.model.types, self.model.pieces, []
+        bos_strip = model.escape_whitespaces and model.remove_extra_whitespaces
         for seq in ids:
-            parts, buf = [], bytearray()
+            parts, buf, at_start = [], bytearray(), True
             for i in seq:
                 if types[i] == BYTE:
                     buf.append(int(pieces[i][3:5], 16))
                     continue
                 if buf:
                     parts.append(buf.decode("utf-8", "replace"))
-                    buf = bytearray()
+                    buf, at_start = bytearray(), False
                 if types[i] == CONTROL:
                     continue
-                parts.append(self.model.unk_surface if types[i] == UNKNOWN else pieces[i])
+                piece = model.unk_surface if types[i] == UNKNOWN else pieces[i]
+                if at_start and bos_strip and types[i] != UNKNOWN:
+                    piece = piece.removeprefix(SPACE_SYMBOL)
+                at_start = at_start and not piece
+                parts.append(piece)
             if buf:
                 parts.append(buf.decode("utf-8", "replace"))
             text = "".join(parts)
-            if self.model.escape_whitespaces:
+            if model.escape_whitespaces:
                 text = text.replace(SPACE_SYMBOL, " ")
-            if self.model.add_dummy_prefix and text.startswith(" "):
+            if model.add_dummy_prefix and not bos_strip and text.startswith(" "):
                 text = text[1:]
             out.append(text)
         return out

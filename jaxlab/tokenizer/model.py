@@ -124,7 +124,9 @@ def normalize(
 
     Per line: drop leading/trailing U+0020 and collapse runs (``remove_extra_whitespaces``);
     a line left empty stays empty; otherwise prepend a space (``add_dummy_prefix``) and map
-    spaces to ▁ (``escape_whitespaces``).
+    spaces to ▁ (``escape_whitespaces``). With both ``remove_extra_whitespaces`` and
+    ``escape_whitespaces``, trailing ▁ are then stripped too (literal U+2581 included), as
+    SentencePiece's normaliser does after escaping.
 
     Args:
       model: Supplies the flags.
@@ -158,4 +160,20 @@ def normalize(
     cps = cps.astype(np.uint32)  # a copy: the caller's array is never modified
     if model.escape_whitespaces:
         cps[cps == 32] = ord(SPACE_SYMBOL)
+        if model.remove_extra_whitespaces and cps.size:
+            # SentencePiece strips trailing ▁ after escaping, so also literal U+2581 (and the
+            # dummy prefix of a line that is nothing else).
+            cps, lengths = _strip_trailing(cps, lengths, ord(SPACE_SYMBOL))
     return cps, lengths
+
+
+def _strip_trailing(cps: np.ndarray, lengths: np.ndarray, symbol: int):
+    """Drops the run of ``symbol`` at the end of every line."""
+    starts = line_offsets(lengths)
+    line = np.repeat(np.arange(len(lengths)), lengths)
+    idx = np.where(cps != symbol, np.arange(cps.size), -1)
+    last = np.full(len(lengths), -1, np.int64)
+    nonempty = lengths > 0
+    last[nonempty] = np.maximum.reduceat(idx, starts[nonempty])
+    keep = np.arange(cps.size) <= last[line]
+    return cps[keep], np.bincount(line[keep], minlength=len(lengths)).astype(np.int64)
