@@ -227,3 +227,13 @@ def test_failed_write_leaves_no_partial_file(trained, corpus, tmp_path, monkeypa
              "--output", str(out)])  # fmt: skip
     assert out.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["ids.txt"]
+
+
+def test_nul_pieces_are_refused_like_sentencepiece(tmp_path):
+    import dataclasses
+
+    model = training.train(["ab c", "abc"] * 5, training.TrainConfig(vocab_size=262 + 5))
+    bad = dataclasses.replace(model, pieces=(*model.pieces[:-1], "\x00"))
+    with pytest.raises(ValueError, match="NUL"):
+        spm.write_model_proto(bad, tmp_path / "bad.model")
+    assert not (tmp_path / "bad.model").exists()

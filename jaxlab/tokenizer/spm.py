@@ -132,6 +132,9 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
         raise ValueError(f"{path}: treat_whitespace_as_suffix is not supported")
     if (p["types"] == USER_DEFINED).any():
         raise ValueError(f"{path}: user-defined symbols are not supported")
+    nul = next((i for i, piece in enumerate(p["pieces"]) if "\x00" in piece), None)
+    if nul is not None:  # sentencepiece refuses to load these too
+        raise ValueError(f"{path}: piece {nul} contains a NUL character (pieces must not)")
     n = len(p["pieces"])
     idx = lambda i: i if 0 <= i < n else -1
     unk = np.flatnonzero(p["types"] == UNKNOWN)
@@ -213,6 +216,8 @@ def write_model_proto(model: UnigramModel, path: str | pathlib.Path) -> pathlib.
 
 def model_proto_bytes(model: UnigramModel) -> bytes:
     """The serialised ``ModelProto`` that :func:`write_model_proto` writes."""
+    if any("\x00" in piece for piece in model.pieces):
+        raise ValueError("model.pieces: a piece contains NUL, which sentencepiece refuses to load")
     out = bytearray()
     for piece, score, kind in zip(
         model.pieces, model.scores.tolist(), model.types.tolist(), strict=True
