@@ -239,7 +239,7 @@ def sp_models(tmp_path_factory):
 def test_sentencepiece_id_parity(sp_models, name, use_native):
     """Both host paths (compiled kernels and NumPy) give SentencePiece's ids."""
     if use_native and not native.available():
-        pytest.skip("no C compiler: only the NumPy host path exists here")
+        pytest.skip("the native extension is not built: only the NumPy host path exists here")
     models, test = sp_models
     sp, path = models[name]
     extra = ["", "   ", "  two  spaces  ", "snow ☃ man ☃☃ end", "日本語 ünïcödé \t tab", "x"]
