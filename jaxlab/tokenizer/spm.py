@@ -156,7 +156,8 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
 def train_sentencepiece(
     text_path: str | pathlib.Path, model_prefix: str | pathlib.Path, vocab_size: int, **kwargs
 ) -> pathlib.Path:
-    """Trains a SentencePiece unigram model with the spec's "SP-ws" arguments (overridable).
+    """Trains a SentencePiece unigram model with the "SP-ws" arguments of BENCHMARKS.md
+    (identity normaliser, byte fallback, whitespace kept; any of them overridable).
 
     Returns:
       The path of the written ``.model`` file.
