@@ -396,3 +396,22 @@ def test_remove_extra_whitespaces_literal_space_symbol_matches_sentencepiece(
     sampled = sp.encode(lines, enable_sampling=True, nbest_size=-1, alpha=0.5)
     for ids in (want, sampled):
         assert tok.decode(ids) == sp.decode(ids)
+
+
+def test_manpage_split_holds_out_every_tenth_file(tmp_path):
+    import gzip
+
+    from jaxlab.tokenizer.corpus import manpage_split
+
+    (tmp_path / "man1").mkdir()
+    (tmp_path / "man1" / "ls.1").write_text("english, skipped\n")
+    for lang in ("de", "ja"):
+        (tmp_path / lang / "man1").mkdir(parents=True)
+        for i in range(10):
+            data = f"{lang} {i} ü 日本\n".encode()
+            (tmp_path / lang / "man1" / f"p{i}.1.gz").write_bytes(gzip.compress(data))
+    train, test = manpage_split(tmp_path)
+    assert test == "de 9 ü 日本\nja 9 ü 日本\n"
+    assert train.count("\n") == 18 and "english" not in train
+    with pytest.raises(ValueError, match="root"):
+        manpage_split(tmp_path / "man1")
