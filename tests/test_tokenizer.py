@@ -415,3 +415,64 @@ def test_manpage_split_holds_out_every_tenth_file(tmp_path):
     assert train.count("\n") == 18 and "english" not in train
     with pytest.raises(ValueError, match="root"):
         manpage_split(tmp_path / "man1")
+
+
+@pytest.mark.parametrize("rule", ["nmt_nfkc", "nfkc_cf"])
+@pytest.mark.parametrize("remove_extra", [True, False], ids=["collapse", "keep"])
+def test_rule_based_normalisers_match_sentencepiece(tmp_path, rule, remove_extra):
+    """Models trained with SentencePiece's default ``nmt_nfkc`` (and ``nfkc_cf``) carry their
+    normaliser as a precompiled charsmap; ids and decodes equal SentencePiece's on text full of
+    compatibility characters (fullwidth, half-width kana, ligatures, circled digits, odd
+    spaces, combining marks, control characters)."""
+    import sentencepiece
+
+    rng = random.Random(8)
+    chars = list("abcdeéABC ｶﾀｶﾅＡＢＣ１２３ﬁﬂ①②Ⅻ㍻¼\t　日本語가나다\u0301\u00a0\u200b\x07")
+    train = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 40))) for _ in range(1500)]
+    (tmp_path / "t.txt").write_text("\n".join(train))
+    path = spm.train_sentencepiece(
+        tmp_path / "t.txt", tmp_path / "m", 320, num_threads=1, normalization_rule_name=rule,
+        remove_extra_whitespaces=remove_extra,
+    )  # fmt: skip
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    model = spm.from_sentencepiece(path)
+    assert model.charsmap
+    tok = Tokenizer(model)
+    lines = ["".join(rng.choice(chars + ["x", "  "]) for _ in range(rng.randint(0, 30)))
+             for _ in range(300)]  # fmt: skip
+    lines += ["", " ", "\t", "\u3000", "ﬁ ", " ①", "e\u0301"]
+    want = sp.encode(lines)
+    assert tok.encode(lines) == want
+    assert tok.decode(want) == sp.decode(want)
+    spm.write_model_proto(model, tmp_path / "copy.model")  # the charsmap is written back
+    again = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "copy.model"))
+    assert again.encode(lines) == want
+
+
+@pytest.mark.parametrize("remove_extra", [True, False], ids=["collapse", "keep"])
+@pytest.mark.parametrize("prefix", [True, False], ids=["prefix", "no-prefix"])
+def test_escape_whitespaces_off_matches_sentencepiece(tmp_path, remove_extra, prefix):
+    """A model with ``escape_whitespaces = false`` (SentencePiece's unigram trainer will not
+    write one, so the flags of a trained model are edited): spaces stay U+0020 (byte pieces
+    here), and SentencePiece still decodes ▁ as a space and strips the leading ▁ as usual."""
+    import dataclasses
+
+    import sentencepiece
+
+    rng = random.Random(9)
+    chars = list("abc de \u2581é日") + ["  "]
+    train = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 40))) for _ in range(1500)]
+    (tmp_path / "t.txt").write_text("\n".join(train))
+    path = spm.train_sentencepiece(tmp_path / "t.txt", tmp_path / "m", 300, num_threads=1,
+                                   remove_extra_whitespaces=remove_extra)  # fmt: skip
+    flags = dict(escape_whitespaces=False, add_dummy_prefix=prefix)
+    spm.write_model_proto(dataclasses.replace(spm.from_sentencepiece(path), **flags),
+                          tmp_path / "e.model")  # fmt: skip
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "e.model"))
+    tok = Tokenizer(spm.from_sentencepiece(tmp_path / "e.model"))
+    lines = ["".join(rng.choice(chars + ["x"]) for _ in range(rng.randint(0, 30)))
+             for _ in range(300)]  # fmt: skip
+    lines += ["", " ", " a", "\u2581a", "a\u2581", "\u2581"]
+    want = sp.encode(lines)
+    assert tok.encode(lines) == want
+    assert tok.decode(want) == sp.decode(want)

@@ -4,6 +4,8 @@ Modules, by concept:
 
 * ``model``: :class:`UnigramModel` (pieces, float32 scores, piece types, whitespace flags) and
   SentencePiece's identity normaliser, vectorised over a batch of lines.
+* ``charsmap``: SentencePiece's rule-based normalisers (``nmt_nfkc``, ``nfkc_cf``, custom) read
+  from a model's ``precompiled_charsmap``.
 * ``spm``: read/write SentencePiece unigram ``.model`` files (hand-written protobuf reader).
 * ``lattice``: host-side lattice construction (reversed-piece trie, exact lookups), NumPy.
 * ``native``: the same host work (layout, trie walk, read-back) as small C kernels

@@ -6,7 +6,8 @@
   jaxlab tokenizer sample --model m.model --input text.txt --output ids.txt --alpha 0.1
                           [--seed 0] [--method ffbs|online|eager|v1] [--num-samples 1]
 
-Models are SentencePiece unigram ``.model`` files (identity normaliser); ``train`` writes one
+Models are SentencePiece unigram ``.model`` files (identity or rule-based normaliser, e.g. the
+default nmt_nfkc); ``train`` writes one
 that ``sentencepiece`` can load too. Output: one line per input line, ids (or pieces) separated
 by spaces; ``sample --num-samples k`` writes k lines per input line. ``-`` (or /dev/stdin) as
 ``--input`` reads standard input, ``-`` as ``--output`` writes standard output. Output files are

@@ -251,7 +251,7 @@ class Tokenizer:
         """
         raw = to_codepoints(texts)
         fast = self.use_native
-        if fast and not self.model.remove_extra_whitespaces:
+        if fast and not self.model.remove_extra_whitespaces and not self.model.charsmap:
             # The layout kernel reads the raw text: dummy prefix and escaped spaces on the fly.
             prefix = (raw[1] > 0) if self.model.add_dummy_prefix else 0  # one ▁ per line
             cps, lengths, lazy = raw[0], raw[1] + prefix, True
@@ -460,14 +460,15 @@ class Tokenizer:
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         """Text for each id list: ▁ -> space, byte pieces -> UTF-8, the dummy prefix dropped.
 
-        As SentencePiece: the dummy prefix's space is dropped; with ``remove_extra_whitespaces``
-        a leading ▁ is removed from each piece while nothing visible has been decoded yet, so
-        every leading lone ▁ piece decodes to nothing.
+        As SentencePiece: with ``add_dummy_prefix`` or ``remove_extra_whitespaces`` the first
+        piece loses a leading ▁; with ``remove_extra_whitespaces`` so does every following piece
+        while nothing visible has been decoded (leading lone ▁ pieces decode to nothing). ▁
+        becomes a space whatever ``escape_whitespaces`` says.
         """
         model, types, pieces, out = self.model, self.model.types, self.model.pieces, []
-        bos_strip = model.escape_whitespaces and model.remove_extra_whitespaces
+        strip = model.add_dummy_prefix or model.remove_extra_whitespaces
         for seq in ids:
-            parts, buf, at_start = [], bytearray(), True
+            parts, buf, at_start = [], bytearray(), strip
             for i in seq:
                 if types[i] == BYTE:
                     buf.append(int(pieces[i][3:5], 16))
@@ -478,18 +479,13 @@ class Tokenizer:
                 if types[i] == CONTROL:
                     continue
                 piece = model.unk_surface if types[i] == UNKNOWN else pieces[i]
-                if at_start and bos_strip and types[i] != UNKNOWN:
+                if at_start and types[i] != UNKNOWN:
                     piece = piece.removeprefix(SPACE_SYMBOL)
-                at_start = at_start and not piece
+                at_start = at_start and not piece and model.remove_extra_whitespaces
                 parts.append(piece)
             if buf:
                 parts.append(buf.decode("utf-8", "replace"))
-            text = "".join(parts)
-            if model.escape_whitespaces:
-                text = text.replace(SPACE_SYMBOL, " ")
-            if model.add_dummy_prefix and not bos_strip and text.startswith(" "):
-                text = text[1:]
-            out.append(text)
+            out.append("".join(parts).replace(SPACE_SYMBOL, " "))
         return out
 
     def nbest(self, text: str, num: int) -> list[tuple[list[int], float]]:

@@ -14,6 +14,7 @@ References: T. Kudo and J. Richardson, "SentencePiece" (EMNLP 2018), ``src/norma
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -40,6 +41,8 @@ class UnigramModel:
       remove_extra_whitespaces: Strip and collapse runs of U+0020.
       escape_whitespaces: Replace U+0020 by ▁.
       unk_surface: What ``decode`` prints for the unknown id.
+      charsmap: The ``precompiled_charsmap`` of a model with a rule-based normaliser
+        (``nmt_nfkc``, ``nfkc_cf``, custom), applied by :func:`normalize`; empty for identity.
     """
 
     pieces: tuple[str, ...]
@@ -53,6 +56,7 @@ class UnigramModel:
     remove_extra_whitespaces: bool = False
     escape_whitespaces: bool = False
     unk_surface: str = " \u2047 "
+    charsmap: bytes = b""  # SentencePiece's precompiled_charsmap (empty: identity normaliser)
 
     @property
     def vocab_size(self) -> int:
@@ -120,7 +124,10 @@ def line_offsets(lengths: np.ndarray) -> np.ndarray:
 def normalize(
     model: UnigramModel, cps: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Applies SentencePiece's identity normaliser with the model's whitespace flags.
+    """Applies SentencePiece's normaliser with the model's whitespace flags.
+
+    The identity normaliser is vectorised here; a model with a ``charsmap`` (rule-based
+    normaliser) goes through :func:`charsmap.normalize_line`, line by line.
 
     Per line: drop leading/trailing U+0020 and collapse runs (``remove_extra_whitespaces``);
     a line left empty stays empty; otherwise prepend a space (``add_dummy_prefix``) and map
@@ -137,6 +144,8 @@ def normalize(
       ``(cps, lengths)`` after normalisation.
     """
     lengths = np.asarray(lengths, np.int64)
+    if model.charsmap:
+        return _normalize_rules(model, cps, lengths)
     starts = line_offsets(lengths)
     if model.remove_extra_whitespaces and cps.size:
         line = np.repeat(np.arange(len(lengths)), lengths)
@@ -177,3 +186,31 @@ def _strip_trailing(cps: np.ndarray, lengths: np.ndarray, symbol: int):
     last[nonempty] = np.maximum.reduceat(idx, starts[nonempty])
     keep = np.arange(cps.size) <= last[line]
     return cps[keep], np.bincount(line[keep], minlength=len(lengths)).astype(np.int64)
+
+
+def _normalize_rules(model: UnigramModel, cps: np.ndarray, lengths: np.ndarray):
+    """:func:`normalize` for a model with a precompiled charsmap (host Python, line by line)."""
+    from jaxlab.tokenizer import charsmap
+
+    rules = _charsmap(model.charsmap)
+    text = np.asarray(cps, np.uint32).tobytes().decode("utf-32-le")
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    lines = [
+        charsmap.normalize_line(
+            text[a:b],
+            rules,
+            add_dummy_prefix=model.add_dummy_prefix,
+            remove_extra_whitespaces=model.remove_extra_whitespaces,
+            escape_whitespaces=model.escape_whitespaces,
+        )
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    out = np.frombuffer("".join(lines).encode("utf-32-le"), np.uint32).copy()
+    return out, np.fromiter(map(len, lines), np.int64, len(lines))
+
+
+@functools.lru_cache(maxsize=8)
+def _charsmap(blob: bytes):
+    from jaxlab.tokenizer import charsmap
+
+    return charsmap.CharsMap(blob)
