@@ -2,8 +2,8 @@
 
 Modules, by concept:
 
-* ``model``: :class:`UnigramModel` (pieces, float32 scores, piece types, whitespace flags) and
-  SentencePiece's identity normaliser, vectorised over a batch of lines.
+* ``model``: :class:`UnigramModel` (pieces, float32 scores, piece types, whitespace flags),
+  SentencePiece's identity normaliser vectorised over a batch of lines, and its decoding.
 * ``charsmap``: SentencePiece's rule-based normalisers (``nmt_nfkc``, ``nfkc_cf``, custom) read
   from a model's ``precompiled_charsmap``.
 * ``spm``: read/write SentencePiece unigram ``.model`` files (hand-written protobuf reader).

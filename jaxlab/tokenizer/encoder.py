@@ -35,12 +35,10 @@ from jaxlab import sharding
 from jaxlab.tokenizer import decoding, native
 from jaxlab.tokenizer import lattice as lat
 from jaxlab.tokenizer.model import (
-    BYTE,
-    CONTROL,
-    SPACE_SYMBOL,
-    UNKNOWN,
     UnigramModel,
+    decode,
     line_offsets,
+    merge_unknown,
     normalize,
     to_codepoints,
 )
@@ -283,9 +281,11 @@ class Tokenizer:
                 **(self._raw_text if lazy else {}),
             )
         else:
-            ids, starts, cell, lines, offs = self._layout_numpy(
-                cps, lengths, row, col0, r, c, positions, first_line
-            )
+            ids, starts, cell, lines, offs = lat.layout(
+                cps, lengths, row, col0, rows=r, cols=c, tables=self.tables,
+                unk_id=self.model.unk_id, dtype=self._dtype, positions=positions,
+                first_line=first_line,
+            )  # fmt: skip
         nonempty = lengths > 0
         last = np.where(nonempty, (col0 + lengths - 1) * r + row, -1)
         return Batch(
@@ -299,41 +299,6 @@ class Tokenizer:
             offsets=offs,
             last_cell=last,
         )
-
-    def _layout_numpy(self, cps, lengths, row, col0, r, c, positions, first_line):
-        """NumPy version of :func:`native.layout` (the reference, and the fallback)."""
-        n, m = len(cps), self.tables.width
-        first = line_offsets(lengths)
-        sym_row = np.repeat(row, lengths)
-        offset = np.arange(n, dtype=np.int64) - np.repeat(first, lengths)
-        col = np.repeat(col0, lengths) + offset
-        cell = col * r + sym_row
-        ids = np.full((c, m, r), self.tables.none_id, self._dtype)
-        ids[:, 0, :] = self.tables.pad_id  # cells without a symbol
-        lat.find_edges(
-            self.tables,
-            lat.dense_symbols(self.tables, cps),
-            offset,
-            unk_id=self.model.unk_id,
-            out=ids,
-            base=col * (m * r) + sym_row,
-            kstride=r,
-            use_native=False,
-        )
-        starts = np.zeros((c, r), bool)
-        nonempty = lengths > 0
-        starts[col0[nonempty], row[nonempty]] = True
-        used = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
-        padded = np.flatnonzero(used < c)
-        starts[used[padded], padded] = True  # padding after the last line of a row
-        lines = offs = None
-        if positions:
-            lines = np.zeros(c * r, np.int32)
-            lines[cell] = np.repeat(np.arange(len(lengths)), lengths) + first_line
-            offs = np.zeros(c * r, np.int32)
-            offs[cell] = offset
-            lines, offs = lines.reshape(c, r), offs.reshape(c, r)
-        return ids, starts, cell, lines, offs
 
     def _device(self, batch: Batch, method: str, alpha: float, key) -> jax.Array:
         """The device DP's output ``[C, R]`` (rows over ``data`` when the tokenizer has a mesh)."""
@@ -438,55 +403,16 @@ class Tokenizer:
                 ends = np.flatnonzero(out_cells[batch.cell] >= 0)  # symbol of every piece end
                 for i in np.unique(np.searchsorted(bounds, np.flatnonzero(has_unk), "right") - 1):
                     chars = batch.cps[ends[bounds[i] : bounds[i + 1]]]
-                    out[i] = self._fix_unknown(out[i], chars)
+                    out[i] = merge_unknown(self.model, out[i], chars, self._byte_ids)
         return out
-
-    def _fix_unknown(self, ids: list[int], last_chars: np.ndarray) -> list[int]:
-        """SentencePiece's unknown handling: byte fallback, or merge runs of ``<unk>``."""
-        unk, res = self.model.unk_id, []
-        for i, c in zip(ids, last_chars.tolist(), strict=True):
-            if i != unk:
-                res.append(i)
-            elif self.model.byte_fallback:
-                res += self._byte_ids[list(chr(c).encode("utf-8"))].tolist()
-            elif not res or res[-1] != unk:
-                res.append(i)
-        return res
 
     def tokenize(self, texts: Sequence[str], **kwargs) -> list[list[str]]:
         """Pieces for each line (``encode`` then id -> piece)."""
         return [[self.model.pieces[i] for i in ids] for ids in self.encode(texts, **kwargs)]
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
-        """Text for each id list: ▁ -> space, byte pieces -> UTF-8, the dummy prefix dropped.
-
-        As SentencePiece: with ``add_dummy_prefix`` or ``remove_extra_whitespaces`` the first
-        piece loses a leading ▁; with ``remove_extra_whitespaces`` so does every following piece
-        while nothing visible has been decoded (leading lone ▁ pieces decode to nothing). ▁
-        becomes a space whatever ``escape_whitespaces`` says.
-        """
-        model, types, pieces, out = self.model, self.model.types, self.model.pieces, []
-        strip = model.add_dummy_prefix or model.remove_extra_whitespaces
-        for seq in ids:
-            parts, buf, at_start = [], bytearray(), strip
-            for i in seq:
-                if types[i] == BYTE:
-                    buf.append(int(pieces[i][3:5], 16))
-                    continue
-                if buf:
-                    parts.append(buf.decode("utf-8", "replace"))
-                    buf, at_start = bytearray(), False
-                if types[i] == CONTROL:
-                    continue
-                piece = model.unk_surface if types[i] == UNKNOWN else pieces[i]
-                if at_start and types[i] != UNKNOWN:
-                    piece = piece.removeprefix(SPACE_SYMBOL)
-                at_start = at_start and not piece and model.remove_extra_whitespaces
-                parts.append(piece)
-            if buf:
-                parts.append(buf.decode("utf-8", "replace"))
-            out.append("".join(parts).replace(SPACE_SYMBOL, " "))
-        return out
+        """Text for each id list, as SentencePiece decodes (:func:`model.decode`)."""
+        return decode(self.model, ids)
 
     def nbest(self, text: str, num: int) -> list[tuple[list[int], float]]:
         """The ``num`` best segmentations of one line: ``[(ids, score), ...]``, best first.
@@ -510,7 +436,7 @@ class Tokenizer:
             pos = np.flatnonzero(ends[rank, :n_sym])
             piece = ids[0, pos, k[rank, pos]].astype(np.int64).tolist()
             if self.model.unk_id >= 0 and self.model.unk_id in piece:
-                piece = self._fix_unknown(piece, batch.cps[pos])
+                piece = merge_unknown(self.model, piece, batch.cps[pos], self._byte_ids)
             out.append((piece, float(vals[rank])))
         return out
 

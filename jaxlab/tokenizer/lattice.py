@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 
 from jaxlab.tokenizer import native
-from jaxlab.tokenizer.model import NORMAL, UnigramModel
+from jaxlab.tokenizer.model import NORMAL, UnigramModel, line_offsets
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -271,3 +271,41 @@ def pack_rows(lengths: np.ndarray, row_len: int) -> tuple[np.ndarray, np.ndarray
         row[i], col[i] = r, used
         used += n
     return row, col
+
+
+def layout(cps, lengths, row, col0, *, rows, cols, tables, unk_id, dtype, positions, first_line):
+    """NumPy version of :func:`native.layout` (the reference, and the fallback).
+
+    Lays normalised lines (code points ``cps``, ``lengths``, rows and columns from
+    :func:`pack_rows`) out in the DP's time-major grid of ``rows`` rows of ``cols`` cells.
+
+    Returns:
+      ``(ids [C, M, R], starts bool [C, R], cell int64 [N], lines, offsets)``, the last two
+      int32 ``[C, R]`` or None without ``positions``.
+    """
+    n, m, r, c = len(cps), tables.width, rows, cols
+    first = line_offsets(lengths)
+    sym_row = np.repeat(row, lengths)
+    offset = np.arange(n, dtype=np.int64) - np.repeat(first, lengths)
+    col = np.repeat(col0, lengths) + offset
+    cell = col * r + sym_row
+    ids = np.full((c, m, r), tables.none_id, dtype)
+    ids[:, 0, :] = tables.pad_id  # cells without a symbol
+    find_edges(
+        tables, dense_symbols(tables, cps), offset, unk_id=unk_id, out=ids,
+        base=col * (m * r) + sym_row, kstride=r, use_native=False,
+    )  # fmt: skip
+    starts = np.zeros((c, r), bool)
+    nonempty = lengths > 0
+    starts[col0[nonempty], row[nonempty]] = True
+    used = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
+    padded = np.flatnonzero(used < c)
+    starts[used[padded], padded] = True  # padding after the last line of a row
+    lines = offs = None
+    if positions:
+        lines = np.zeros(c * r, np.int32)
+        lines[cell] = np.repeat(np.arange(len(lengths)), lengths) + first_line
+        offs = np.zeros(c * r, np.int32)
+        offs[cell] = offset
+        lines, offs = lines.reshape(c, r), offs.reshape(c, r)
+    return ids, starts, cell, lines, offs

@@ -214,3 +214,52 @@ def _charsmap(blob: bytes):
     from jaxlab.tokenizer import charsmap
 
     return charsmap.CharsMap(blob)
+
+
+def merge_unknown(
+    model: UnigramModel, ids: list[int], last_chars: np.ndarray, byte_ids: np.ndarray
+) -> list[int]:
+    """SentencePiece's unknown handling of one line's ids: each ``<unk>`` becomes the UTF-8
+    byte pieces of its character (``byte_fallback``; ``byte_ids`` from :attr:`byte_ids`), or
+    runs of ``<unk>`` merge into one. ``last_chars``: the code point each id ends at."""
+    unk, res = model.unk_id, []
+    for i, c in zip(ids, last_chars.tolist(), strict=True):
+        if i != unk:
+            res.append(i)
+        elif model.byte_fallback:
+            res += byte_ids[list(chr(c).encode("utf-8"))].tolist()
+        elif not res or res[-1] != unk:
+            res.append(i)
+    return res
+
+
+def decode(model: UnigramModel, ids: Sequence[Sequence[int]]) -> list[str]:
+    """Text for each id list: ▁ -> space, byte pieces -> UTF-8, the dummy prefix dropped.
+
+    As SentencePiece: with ``add_dummy_prefix`` or ``remove_extra_whitespaces`` the first piece
+    loses a leading ▁; with ``remove_extra_whitespaces`` so does every following piece while
+    nothing visible has been decoded (leading lone ▁ pieces decode to nothing). ▁ becomes a
+    space whatever ``escape_whitespaces`` says.
+    """
+    types, pieces, out = model.types, model.pieces, []
+    strip = model.add_dummy_prefix or model.remove_extra_whitespaces
+    for seq in ids:
+        parts, buf, at_start = [], bytearray(), strip
+        for i in seq:
+            if types[i] == BYTE:
+                buf.append(int(pieces[i][3:5], 16))
+                continue
+            if buf:
+                parts.append(buf.decode("utf-8", "replace"))
+                buf, at_start = bytearray(), False
+            if types[i] == CONTROL:
+                continue
+            piece = model.unk_surface if types[i] == UNKNOWN else pieces[i]
+            if at_start and types[i] != UNKNOWN:
+                piece = piece.removeprefix(SPACE_SYMBOL)
+            at_start = at_start and not piece and model.remove_extra_whitespaces
+            parts.append(piece)
+        if buf:
+            parts.append(buf.decode("utf-8", "replace"))
+        out.append("".join(parts).replace(SPACE_SYMBOL, " "))
+    return out

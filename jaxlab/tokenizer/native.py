@@ -28,7 +28,9 @@ for arguments of the wrong dtype, shape or range):
 * :func:`pack_rows`: ``lattice.pack_rows`` (first-fit row packing of whole lines).
 * :func:`gather_ends`: the decoded piece ids of every line, read back from the device output.
 * :func:`layout`: the whole device layout of a batch (grid cells, line starts, positions and the
-  lattice) in one pass; equal to the NumPy layout in ``encoder.Tokenizer.prepare``.
+  lattice) in one pass; equal to ``lattice.layout``, the NumPy one.
+
+The module is one concept, the kernels' bindings with their argument checks (about 450 lines).
 """
 
 from __future__ import annotations
