@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-STAMP="$VENV/.installed-$(cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)"
+STAMP="$VENV/.installed-$(cat pyproject.toml constraints.txt setup.py jaxlab/tokenizer/_native.c | cksum | cut -d' ' -f1)"
 
 setup() {
   if [ ! -f "$STAMP" ]; then

@@ -1,9 +1,12 @@
 """Unigram tokenization: exact sampling vs Su's v1 Viterbi Sampling, SentencePiece parity, speed.
 
+Sources: kexue.fm/archives/9768 (v1 Viterbi Sampling), kexue.fm/archives/9811 (exact sampling),
+kexue.fm/archives/9752 (BytePiece); Kudo, arXiv:1804.10959 (SentencePiece unigram, FFBS).
+
   jaxlab run configs/tokenizer_sampling.py:quick --workdir runs/tokenizer_sampling-quick
       # ~40 s on 2 CPU cores (SentencePiece 8k model on 1.5 MB, 64 KiB test slice, 1e4 draws)
   jaxlab run configs/tokenizer_sampling.py --workdir runs/tokenizer_sampling
-      # ~3-5 min on 2 CPU cores (spec's 8k SP-ws model, 1 MiB test text, 1e5 draws)
+      # ~3-5 min on 2 CPU cores (8k SP-ws model, 1 MiB test text, 1e5 draws)
 Expect: toy log Z = -3.055608 (alpha=1) and 1.528442 (alpha=0.1); FFBS and the one-pass
 sampler pass chi-square (p > 1e-3) at alpha in {0, 0.1, 1, 5}; v1 fails it (p < 1e-10) and
 gives 1/4, 1/4, 1/2 on three equal candidates; jaxlab Viterbi ids equal SentencePiece's on
@@ -26,7 +29,7 @@ def get_config(arg=None):
     c.ref_draws = 3_000 if quick else 30_000  # draws for the pure-Python reference samplers
     c.alphas = (0.0, 0.1, 1.0, 5.0)  # inverse temperatures for the exactness checks
     c.sp = ml_collections.ConfigDict()
-    c.sp.vocab_size = 8000  # SentencePiece unigram vocabulary (spec: SP-ws 8k)
+    c.sp.vocab_size = 8000  # SentencePiece unigram vocabulary (SP-ws 8k, as in BENCHMARKS.md)
     c.sp.train_bytes = 1_500_000 if quick else 0  # cap on training text (0 = all stdlib text)
     c.sp.test_bytes = 64 * 1024 if quick else 1024 * 1024  # held-out text for parity/speed
     c.train = ml_collections.ConfigDict()
@@ -36,7 +39,7 @@ def get_config(arg=None):
     c.bpt_alphas = (0.1, 0.5, 2.0) if quick else (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
     c.timing_repeats = 2 if quick else 5  # timed repeats per mode (after one warm-up call)
     c.tolerance = ml_collections.ConfigDict()
-    c.tolerance.log_z_abs = 1e-6  # |log Z - spec value| on the toy
+    c.tolerance.log_z_abs = 1e-6  # |log Z - 9811's toy value| on the toy
     c.tolerance.p_exact = 1e-3  # exact samplers: chi-square p-value must exceed this
     c.tolerance.p_biased = 1e-10  # v1 / 4e92759: chi-square p-value must be below this
     c.tolerance.freq_sigmas = 4.0  # |freq - p| <= this many binomial standard errors

@@ -84,9 +84,9 @@ lines = test.split("\n")[: 2000 if QUICK else 20000]
 same = sum(a == b for a, b in zip(stok.encode(lines), sp.encode(lines), strict=True))
 print(f"ids equal to SentencePiece on {same}/{len(lines)} lines")
 line = "    def __init__(self, loop=None):"
-for alpha in (-1.0, 0.0, 0.1, 1.0):
-    key = jax.random.key(2) if alpha >= 0 else None
-    print(f"alpha={alpha:4}:", stok.tokenize([line], alpha=alpha, key=key)[0])
+for alpha in (None, 0.0, 0.1, 1.0):  # None: Viterbi
+    key = None if alpha is None else jax.random.key(2)
+    print(f"alpha={alpha!s:4}:", stok.tokenize([line], alpha=alpha, key=key)[0])
 
 # %% [markdown]
 # ## Entropy of the segmentation distribution and bytes per token against alpha

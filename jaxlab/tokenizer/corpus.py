@@ -1,4 +1,8 @@
-"""The benchmark corpus: the running interpreter's standard-library Python source.
+"""The benchmark corpora: the interpreter's standard-library source, and localized man pages.
+
+:func:`manpage_split` is the second, multilingual text: the translated manual pages under
+``/usr/share/man/<language>/`` (20-odd languages including CJK and Cyrillic, roff source as is),
+files in sorted order, every tenth file held out for the test text.
 
 The split follows the tokenizer spec's measurement method: walk
 ``sysconfig.get_paths()["stdlib"]`` in sorted order, skip ``site-packages``, ``test``, ``tests``,
@@ -10,6 +14,7 @@ truncated at a newline to at most 1 MiB.
 
 from __future__ import annotations
 
+import gzip
 import os
 import pathlib
 import sysconfig
@@ -61,3 +66,38 @@ def stdlib_split(max_train_bytes: int | None = None) -> tuple[str, str]:
     test = _cut("".join(_read(p) for p in topics if p.name == "topics.py"), 512 * 1024)
     test = _cut(test + "".join(_read(p) for p in code), 1024 * 1024)
     return train_text, test
+
+
+def manpage_split(
+    root: str | pathlib.Path = "/usr/share/man",
+    max_train_bytes: int = 10 * 1024 * 1024,
+    test_bytes: int = 2 * 1024 * 1024,
+) -> tuple[str, str]:
+    """Returns ``(train_text, test_text)`` from the translated man pages under ``root``.
+
+    Languages are the subdirectories of ``root`` not named ``man*`` (the untranslated pages),
+    in sorted order; within each, the files in sorted order (gzip or plain). File ``i`` (over
+    all languages) goes to the test text if ``i % 10 == 9``. Both texts are cut at a newline.
+
+    Raises:
+      ValueError: ``root`` holds no translated pages.
+    """
+    root = pathlib.Path(root)
+    langs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("man"))
+    files = [f for lang in langs for f in sorted(lang.rglob("*")) if f.is_file()]
+    if not files:
+        raise ValueError(f"root: no translated man pages under {root}")
+    train, test, size = [], [], 0
+    for i, f in enumerate(files):
+        raw = f.read_bytes()
+        if f.suffix == ".gz":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError):
+                continue
+        text = raw.decode("utf-8", errors="replace").replace("\r", "")
+        (test if i % 10 == 9 else train).append(text if text.endswith("\n") else text + "\n")
+        size += len(raw)
+        if size > 2 * (max_train_bytes + test_bytes) and sum(map(len, test)) > test_bytes:
+            break
+    return _cut("".join(train), max_train_bytes), _cut("".join(test), test_bytes)

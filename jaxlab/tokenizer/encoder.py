@@ -12,8 +12,9 @@ results are identical. Large inputs are split into chunks of about ``CHUNK_CHARS
 and pipelined: the DP of one chunk runs (asynchronous dispatch) while the host lays out the next
 chunk and reads back the previous one.
 
-``alpha < 0`` is Viterbi (BytePiece's convention); ``alpha >= 0`` samples from
-P(w)^alpha / Z (``alpha = 0``: uniform over segmentations).
+``alpha=None`` (the default) is Viterbi; a finite ``alpha >= 0`` samples from P(w)^alpha / Z
+(``alpha = 0``: uniform over segmentations). BytePiece's ``alpha < 0`` sentinel for Viterbi is
+not accepted: a negative or nan ``alpha`` raises ``ValueError`` (CONTRIBUTING.md, STYLE §2.4).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import math
+import numbers
 from collections.abc import Sequence
 
 import jax
@@ -32,12 +35,10 @@ from jaxlab import sharding
 from jaxlab.tokenizer import decoding, native
 from jaxlab.tokenizer import lattice as lat
 from jaxlab.tokenizer.model import (
-    BYTE,
-    CONTROL,
-    SPACE_SYMBOL,
-    UNKNOWN,
     UnigramModel,
+    decode,
     line_offsets,
+    merge_unknown,
     normalize,
     to_codepoints,
 )
@@ -84,9 +85,32 @@ def _bucket(n: int, minimum: int = 16, steps: int = 1) -> int:
     return max(minimum, -(-n // grain) * grain)
 
 
-CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
+SAMPLERS = decoding.METHODS  # the samplers of ``decoding.sample``
 
-TRACES = {"count": 0}  # incremented each time _forward is traced (compile-count tests)
+
+def _check_alpha(alpha) -> float:
+    """``alpha`` as a float, or ValueError unless it is a finite number >= 0."""
+    if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool):
+        raise ValueError(f"alpha must be a finite number >= 0 (or None), got {alpha!r}")
+    value = float(alpha)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0 (or None for Viterbi), got {alpha}")
+    return value
+
+
+def _lines(texts) -> Sequence[str]:
+    """``texts`` if it is a sequence of str; ValueError for a single str or other items."""
+    if isinstance(texts, str | bytes):
+        raise ValueError("texts must be a list of lines (str), got a single string; use [text]")
+    if not isinstance(texts, Sequence):
+        texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        bad = next(t for t in texts if not isinstance(t, str))
+        raise ValueError(f"texts must hold str lines, got {type(bad).__name__}")
+    return texts
+
+
+CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
 
 
 def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
@@ -95,7 +119,6 @@ def _forward(edge_scores, ids, starts, alpha, method, lines, offsets, key):
     Cells where no piece ends hold -1. For ``log_partition`` and ``entropy`` the values at
     every cell are returned instead.
     """
-    TRACES["count"] += 1
     if method == "viterbi":
         _, k, ends = decoding.viterbi(ids, starts, edge_scores)
     elif method == "log_partition":
@@ -186,7 +209,8 @@ class Tokenizer:
         self._dtype = np.int16 if model.vocab_size + 2 < 2**15 else np.int32
         self.mesh = mesh
         if use_native and not native.available():
-            raise RuntimeError("use_native=True but the compiled kernels are unavailable")
+            why = native.host_path()[1]
+            raise RuntimeError(f"use_native=True but the compiled kernels are unavailable: {why}")
         self.use_native = native.available() if use_native is None else use_native
         self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
         # How the layout kernel normalises raw text (identity normaliser, no whitespace removal).
@@ -200,6 +224,11 @@ class Tokenizer:
             if model.add_dummy_prefix
             else -1,
         }
+
+    @property
+    def host_path(self) -> str:
+        """``"native"`` (compiled kernels) or ``"numpy"``: the host path :meth:`prepare` takes."""
+        return "native" if self.use_native else "numpy"
 
     # ---- layout -------------------------------------------------------------------------
     def prepare(
@@ -219,8 +248,8 @@ class Tokenizer:
         ``offsets``, which only the samplers need.
         """
         raw = to_codepoints(texts)
-        fast = self.use_native and self.tables.trans is not None
-        if fast and not self.model.remove_extra_whitespaces:
+        fast = self.use_native
+        if fast and not self.model.remove_extra_whitespaces and not self.model.charsmap:
             # The layout kernel reads the raw text: dummy prefix and escaped spaces on the fly.
             prefix = (raw[1] > 0) if self.model.add_dummy_prefix else 0  # one ▁ per line
             cps, lengths, lazy = raw[0], raw[1] + prefix, True
@@ -252,9 +281,11 @@ class Tokenizer:
                 **(self._raw_text if lazy else {}),
             )
         else:
-            ids, starts, cell, lines, offs = self._layout_numpy(
-                cps, lengths, row, col0, r, c, positions, first_line
-            )
+            ids, starts, cell, lines, offs = lat.layout(
+                cps, lengths, row, col0, rows=r, cols=c, tables=self.tables,
+                unk_id=self.model.unk_id, dtype=self._dtype, positions=positions,
+                first_line=first_line,
+            )  # fmt: skip
         nonempty = lengths > 0
         last = np.where(nonempty, (col0 + lengths - 1) * r + row, -1)
         return Batch(
@@ -268,41 +299,6 @@ class Tokenizer:
             offsets=offs,
             last_cell=last,
         )
-
-    def _layout_numpy(self, cps, lengths, row, col0, r, c, positions, first_line):
-        """NumPy version of :func:`native.layout` (the reference, and the fallback)."""
-        n, m = len(cps), self.tables.width
-        first = line_offsets(lengths)
-        sym_row = np.repeat(row, lengths)
-        offset = np.arange(n, dtype=np.int64) - np.repeat(first, lengths)
-        col = np.repeat(col0, lengths) + offset
-        cell = col * r + sym_row
-        ids = np.full((c, m, r), self.tables.none_id, self._dtype)
-        ids[:, 0, :] = self.tables.pad_id  # cells without a symbol
-        lat.find_edges(
-            self.tables,
-            lat.dense_symbols(self.tables, cps),
-            offset,
-            unk_id=self.model.unk_id,
-            out=ids,
-            base=col * (m * r) + sym_row,
-            kstride=r,
-            use_native=False,
-        )
-        starts = np.zeros((c, r), bool)
-        nonempty = lengths > 0
-        starts[col0[nonempty], row[nonempty]] = True
-        used = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
-        padded = np.flatnonzero(used < c)
-        starts[used[padded], padded] = True  # padding after the last line of a row
-        lines = offs = None
-        if positions:
-            lines = np.zeros(c * r, np.int32)
-            lines[cell] = np.repeat(np.arange(len(lengths)), lengths) + first_line
-            offs = np.zeros(c * r, np.int32)
-            offs[cell] = offset
-            lines, offs = lines.reshape(c, r), offs.reshape(c, r)
-        return ids, starts, cell, lines, offs
 
     def _device(self, batch: Batch, method: str, alpha: float, key) -> jax.Array:
         """The device DP's output ``[C, R]`` (rows over ``data`` when the tokenizer has a mesh)."""
@@ -327,26 +323,33 @@ class Tokenizer:
         self,
         texts: Sequence[str],
         *,
-        alpha: float = -1.0,
+        alpha: float | None = None,
         method: str = "ffbs",
         key: jax.Array | None = None,
         add_bos: bool = False,
         add_eos: bool = False,
         row_len: int | None = None,
     ) -> list[list[int]]:
-        """Ids for each line: Viterbi if ``alpha < 0``, else a sample from P^alpha / Z.
+        """Ids for each line: Viterbi if ``alpha`` is None, else a sample from P^alpha / Z.
 
         Args:
-          texts: Lines (str). Each is encoded independently, as ``SentencePieceProcessor``.
-          alpha: < 0 Viterbi; >= 0 inverse temperature of the sampler.
-          method: Sampler (``ffbs``, ``eager``, ``online`` exact; ``v1`` biased).
-          key: PRNG key (required when alpha >= 0); line i draws from (key, i) only.
+          texts: Lines: a list (or other sequence) of str, each encoded independently, as
+            ``SentencePieceProcessor``. A single str is refused (it is not a list of lines).
+          alpha: None: Viterbi; a finite number >= 0: inverse temperature of the sampler.
+          method: Sampler, one of ``SAMPLERS`` (``ffbs``, ``eager``, ``online`` exact; ``v1``
+            biased); ignored for Viterbi.
+          key: PRNG key (required when sampling); line i draws from (key, i) only.
           add_bos, add_eos: Add the model's control ids.
           row_len: Override the row length of the layout (results do not depend on it).
         """
-        if alpha >= 0 and key is None:
-            raise ValueError("sampling (alpha >= 0) needs a key")
-        method_ = "viterbi" if alpha < 0 else method
+        texts = _lines(texts)
+        if alpha is not None:
+            alpha = _check_alpha(alpha)
+            if method not in SAMPLERS:
+                raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
+            if key is None:
+                raise ValueError("key: sampling (alpha is not None) needs a key")
+        method_ = "viterbi" if alpha is None else method
         # Software pipeline over chunks of lines: the device DP of chunk i is dispatched
         # (asynchronously) before the host builds the lattice of chunk i + 1 and extracts the
         # ids of chunk i - 1, so the host work and the device DP overlap.
@@ -357,7 +360,7 @@ class Tokenizer:
                 batch = self.prepare(
                     texts[a:b], row_len=row_len, first_line=a, positions=method_ != "viterbi"
                 )
-                dev = self._device(batch, method_, max(alpha, 0.0), key)
+                dev = self._device(batch, method_, 0.0 if alpha is None else alpha, key)
                 if pending is not None:
                     out += self._extract(*pending)
                 pending = (batch, dev)
@@ -400,49 +403,16 @@ class Tokenizer:
                 ends = np.flatnonzero(out_cells[batch.cell] >= 0)  # symbol of every piece end
                 for i in np.unique(np.searchsorted(bounds, np.flatnonzero(has_unk), "right") - 1):
                     chars = batch.cps[ends[bounds[i] : bounds[i + 1]]]
-                    out[i] = self._fix_unknown(out[i], chars)
+                    out[i] = merge_unknown(self.model, out[i], chars, self._byte_ids)
         return out
-
-    def _fix_unknown(self, ids: list[int], last_chars: np.ndarray) -> list[int]:
-        """SentencePiece's unknown handling: byte fallback, or merge runs of ``<unk>``."""
-        unk, res = self.model.unk_id, []
-        for i, c in zip(ids, last_chars.tolist(), strict=True):
-            if i != unk:
-                res.append(i)
-            elif self.model.byte_fallback:
-                res += self._byte_ids[list(chr(c).encode("utf-8"))].tolist()
-            elif not res or res[-1] != unk:
-                res.append(i)
-        return res
 
     def tokenize(self, texts: Sequence[str], **kwargs) -> list[list[str]]:
         """Pieces for each line (``encode`` then id -> piece)."""
         return [[self.model.pieces[i] for i in ids] for ids in self.encode(texts, **kwargs)]
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
-        """Text for each id list: ▁ -> space, byte pieces -> UTF-8, first dummy ▁ dropped."""
-        types, pieces, out = self.model.types, self.model.pieces, []
-        for seq in ids:
-            parts, buf = [], bytearray()
-            for i in seq:
-                if types[i] == BYTE:
-                    buf.append(int(pieces[i][3:5], 16))
-                    continue
-                if buf:
-                    parts.append(buf.decode("utf-8", "replace"))
-                    buf = bytearray()
-                if types[i] == CONTROL:
-                    continue
-                parts.append(self.model.unk_surface if types[i] == UNKNOWN else pieces[i])
-            if buf:
-                parts.append(buf.decode("utf-8", "replace"))
-            text = "".join(parts)
-            if self.model.escape_whitespaces:
-                text = text.replace(SPACE_SYMBOL, " ")
-            if self.model.add_dummy_prefix and text.startswith(" "):
-                text = text[1:]
-            out.append(text)
-        return out
+        """Text for each id list, as SentencePiece decodes (:func:`model.decode`)."""
+        return decode(self.model, ids)
 
     def nbest(self, text: str, num: int) -> list[tuple[list[int], float]]:
         """The ``num`` best segmentations of one line: ``[(ids, score), ...]``, best first.
@@ -466,11 +436,12 @@ class Tokenizer:
             pos = np.flatnonzero(ends[rank, :n_sym])
             piece = ids[0, pos, k[rank, pos]].astype(np.int64).tolist()
             if self.model.unk_id >= 0 and self.model.unk_id in piece:
-                piece = self._fix_unknown(piece, batch.cps[pos])
+                piece = merge_unknown(self.model, piece, batch.cps[pos], self._byte_ids)
             out.append((piece, float(vals[rank])))
         return out
 
     def _line_values(self, texts, method: str, alpha: float) -> np.ndarray:
+        texts, alpha = _lines(texts), _check_alpha(alpha)
         batch = self.prepare(texts, positions=False)
         vals = self._run(batch, method, alpha, None)
         return np.where(batch.last_cell >= 0, vals[np.maximum(batch.last_cell, 0)], 0.0)

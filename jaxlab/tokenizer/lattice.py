@@ -8,7 +8,8 @@ the query key, so a hash collision can cost a probe but never create or lose an 
 is verified symbol by symbol, by induction over the trie walk). When ``nodes x (A + 1)`` is small
 (<= 2^24 entries; 4.8M for an 8k SentencePiece model) the same transitions are also stored as a
 dense table indexed by that key, which is exact by construction and needs one gather per step;
-the hash table serves larger vocabularies (and the collision test). Symbols are code points
+the hash table serves larger alphabets (and the collision test); the compiled walk of
+:mod:`native` uses whichever exists. Symbols are code points
 mapped to dense ids ``1..A`` (0 = a character no piece contains).
 
 The search is level-synchronous and vectorised over all windows of the batch: level ``l`` keeps
@@ -27,7 +28,7 @@ import dataclasses
 import numpy as np
 
 from jaxlab.tokenizer import native
-from jaxlab.tokenizer.model import NORMAL, UnigramModel
+from jaxlab.tokenizer.model import NORMAL, UnigramModel, line_offsets
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -201,7 +202,7 @@ def find_edges(
         the DP's order. Default: a new ``[N, width]`` array of ``dtype`` filled with ``NONE``.
       base, kstride: The layout of ``out`` (required with ``out``).
       use_native: Use the compiled walk (:mod:`jaxlab.tokenizer.native`); default: whenever
-        it is available and the dense transition table exists. Both give identical lattices.
+        it is available. Both give identical lattices.
 
     Returns:
       The lattice: piece ids, where entry ``k`` of symbol ``t`` is the piece spelled by symbols
@@ -218,22 +219,12 @@ def find_edges(
     flat = out.reshape(-1)
     first_missing = unk_id if unk_id >= 0 else tables.none_id
     if use_native is None:
-        use_native = tables.trans is not None and native.available()
+        use_native = native.available()
     if use_native:
         native.find_edges(
-            symbols.astype(np.int32, copy=False),
-            offsets.astype(np.int32, copy=False),
-            child1=tables.child1,
-            trans=tables.trans,
-            a1=tables.alphabet_size + 1,
-            piece_of=tables.piece_of,
-            max_len=tables.max_len,
-            first_missing=first_missing,
-            none_id=tables.none_id,
-            base=base.astype(np.int64, copy=False),
-            kstride=kstride,
+            tables, symbols, offsets, first_missing=first_missing, base=base, kstride=kstride,
             out=flat,
-        )
+        )  # fmt: skip
         return out
     m = tables.max_len
     a1 = tables.alphabet_size + 1
@@ -280,3 +271,41 @@ def pack_rows(lengths: np.ndarray, row_len: int) -> tuple[np.ndarray, np.ndarray
         row[i], col[i] = r, used
         used += n
     return row, col
+
+
+def layout(cps, lengths, row, col0, *, rows, cols, tables, unk_id, dtype, positions, first_line):
+    """NumPy version of :func:`native.layout` (the reference, and the fallback).
+
+    Lays normalised lines (code points ``cps``, ``lengths``, rows and columns from
+    :func:`pack_rows`) out in the DP's time-major grid of ``rows`` rows of ``cols`` cells.
+
+    Returns:
+      ``(ids [C, M, R], starts bool [C, R], cell int64 [N], lines, offsets)``, the last two
+      int32 ``[C, R]`` or None without ``positions``.
+    """
+    n, m, r, c = len(cps), tables.width, rows, cols
+    first = line_offsets(lengths)
+    sym_row = np.repeat(row, lengths)
+    offset = np.arange(n, dtype=np.int64) - np.repeat(first, lengths)
+    col = np.repeat(col0, lengths) + offset
+    cell = col * r + sym_row
+    ids = np.full((c, m, r), tables.none_id, dtype)
+    ids[:, 0, :] = tables.pad_id  # cells without a symbol
+    find_edges(
+        tables, dense_symbols(tables, cps), offset, unk_id=unk_id, out=ids,
+        base=col * (m * r) + sym_row, kstride=r, use_native=False,
+    )  # fmt: skip
+    starts = np.zeros((c, r), bool)
+    nonempty = lengths > 0
+    starts[col0[nonempty], row[nonempty]] = True
+    used = np.bincount(row, weights=lengths, minlength=r).astype(np.int64)
+    padded = np.flatnonzero(used < c)
+    starts[used[padded], padded] = True  # padding after the last line of a row
+    lines = offs = None
+    if positions:
+        lines = np.zeros(c * r, np.int32)
+        lines[cell] = np.repeat(np.arange(len(lengths)), lengths) + first_line
+        offs = np.zeros(c * r, np.int32)
+        offs[cell] = offset
+        lines, offs = lines.reshape(c, r), offs.reshape(c, r)
+    return ids, starts, cell, lines, offs

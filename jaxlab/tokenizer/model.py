@@ -14,6 +14,7 @@ References: T. Kudo and J. Richardson, "SentencePiece" (EMNLP 2018), ``src/norma
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -40,6 +41,8 @@ class UnigramModel:
       remove_extra_whitespaces: Strip and collapse runs of U+0020.
       escape_whitespaces: Replace U+0020 by ▁.
       unk_surface: What ``decode`` prints for the unknown id.
+      charsmap: The ``precompiled_charsmap`` of a model with a rule-based normaliser
+        (``nmt_nfkc``, ``nfkc_cf``, custom), applied by :func:`normalize`; empty for identity.
     """
 
     pieces: tuple[str, ...]
@@ -53,6 +56,7 @@ class UnigramModel:
     remove_extra_whitespaces: bool = False
     escape_whitespaces: bool = False
     unk_surface: str = " \u2047 "
+    charsmap: bytes = b""  # SentencePiece's precompiled_charsmap (empty: identity normaliser)
 
     @property
     def vocab_size(self) -> int:
@@ -120,11 +124,16 @@ def line_offsets(lengths: np.ndarray) -> np.ndarray:
 def normalize(
     model: UnigramModel, cps: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Applies SentencePiece's identity normaliser with the model's whitespace flags.
+    """Applies SentencePiece's normaliser with the model's whitespace flags.
+
+    The identity normaliser is vectorised here; a model with a ``charsmap`` (rule-based
+    normaliser) goes through :func:`charsmap.normalize_line`, line by line.
 
     Per line: drop leading/trailing U+0020 and collapse runs (``remove_extra_whitespaces``);
     a line left empty stays empty; otherwise prepend a space (``add_dummy_prefix``) and map
-    spaces to ▁ (``escape_whitespaces``).
+    spaces to ▁ (``escape_whitespaces``). With both ``remove_extra_whitespaces`` and
+    ``escape_whitespaces``, trailing ▁ are then stripped too (literal U+2581 included), as
+    SentencePiece's normaliser does after escaping.
 
     Args:
       model: Supplies the flags.
@@ -135,6 +144,8 @@ def normalize(
       ``(cps, lengths)`` after normalisation.
     """
     lengths = np.asarray(lengths, np.int64)
+    if model.charsmap:
+        return _normalize_rules(model, cps, lengths)
     starts = line_offsets(lengths)
     if model.remove_extra_whitespaces and cps.size:
         line = np.repeat(np.arange(len(lengths)), lengths)
@@ -158,4 +169,97 @@ def normalize(
     cps = cps.astype(np.uint32)  # a copy: the caller's array is never modified
     if model.escape_whitespaces:
         cps[cps == 32] = ord(SPACE_SYMBOL)
+        if model.remove_extra_whitespaces and cps.size:
+            # SentencePiece strips trailing ▁ after escaping, so also literal U+2581 (and the
+            # dummy prefix of a line that is nothing else).
+            cps, lengths = _strip_trailing(cps, lengths, ord(SPACE_SYMBOL))
     return cps, lengths
+
+
+def _strip_trailing(cps: np.ndarray, lengths: np.ndarray, symbol: int):
+    """Drops the run of ``symbol`` at the end of every line."""
+    starts = line_offsets(lengths)
+    line = np.repeat(np.arange(len(lengths)), lengths)
+    idx = np.where(cps != symbol, np.arange(cps.size), -1)
+    last = np.full(len(lengths), -1, np.int64)
+    nonempty = lengths > 0
+    last[nonempty] = np.maximum.reduceat(idx, starts[nonempty])
+    keep = np.arange(cps.size) <= last[line]
+    return cps[keep], np.bincount(line[keep], minlength=len(lengths)).astype(np.int64)
+
+
+def _normalize_rules(model: UnigramModel, cps: np.ndarray, lengths: np.ndarray):
+    """:func:`normalize` for a model with a precompiled charsmap (host Python, line by line)."""
+    from jaxlab.tokenizer import charsmap
+
+    rules = _charsmap(model.charsmap)
+    text = np.asarray(cps, np.uint32).tobytes().decode("utf-32-le")
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    lines = [
+        charsmap.normalize_line(
+            text[a:b],
+            rules,
+            add_dummy_prefix=model.add_dummy_prefix,
+            remove_extra_whitespaces=model.remove_extra_whitespaces,
+            escape_whitespaces=model.escape_whitespaces,
+        )
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    out = np.frombuffer("".join(lines).encode("utf-32-le"), np.uint32).copy()
+    return out, np.fromiter(map(len, lines), np.int64, len(lines))
+
+
+@functools.lru_cache(maxsize=8)
+def _charsmap(blob: bytes):
+    from jaxlab.tokenizer import charsmap
+
+    return charsmap.CharsMap(blob)
+
+
+def merge_unknown(
+    model: UnigramModel, ids: list[int], last_chars: np.ndarray, byte_ids: np.ndarray
+) -> list[int]:
+    """SentencePiece's unknown handling of one line's ids: each ``<unk>`` becomes the UTF-8
+    byte pieces of its character (``byte_fallback``; ``byte_ids`` from :attr:`byte_ids`), or
+    runs of ``<unk>`` merge into one. ``last_chars``: the code point each id ends at."""
+    unk, res = model.unk_id, []
+    for i, c in zip(ids, last_chars.tolist(), strict=True):
+        if i != unk:
+            res.append(i)
+        elif model.byte_fallback:
+            res += byte_ids[list(chr(c).encode("utf-8"))].tolist()
+        elif not res or res[-1] != unk:
+            res.append(i)
+    return res
+
+
+def decode(model: UnigramModel, ids: Sequence[Sequence[int]]) -> list[str]:
+    """Text for each id list: ▁ -> space, byte pieces -> UTF-8, the dummy prefix dropped.
+
+    As SentencePiece: with ``add_dummy_prefix`` or ``remove_extra_whitespaces`` the first piece
+    loses a leading ▁; with ``remove_extra_whitespaces`` so does every following piece while
+    nothing visible has been decoded (leading lone ▁ pieces decode to nothing). ▁ becomes a
+    space whatever ``escape_whitespaces`` says.
+    """
+    types, pieces, out = model.types, model.pieces, []
+    strip = model.add_dummy_prefix or model.remove_extra_whitespaces
+    for seq in ids:
+        parts, buf, at_start = [], bytearray(), strip
+        for i in seq:
+            if types[i] == BYTE:
+                buf.append(int(pieces[i][3:5], 16))
+                continue
+            if buf:
+                parts.append(buf.decode("utf-8", "replace"))
+                buf, at_start = bytearray(), False
+            if types[i] == CONTROL:
+                continue
+            piece = model.unk_surface if types[i] == UNKNOWN else pieces[i]
+            if at_start and types[i] != UNKNOWN:
+                piece = piece.removeprefix(SPACE_SYMBOL)
+            at_start = at_start and not piece and model.remove_extra_whitespaces
+            parts.append(piece)
+        if buf:
+            parts.append(buf.decode("utf-8", "replace"))
+        out.append("".join(parts).replace(SPACE_SYMBOL, " "))
+    return out

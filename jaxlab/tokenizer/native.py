@@ -4,20 +4,21 @@ Why this exists: SentencePiece finds the pieces of a line by walking its trie in
 ``lattice.find_edges`` does the same search level by level with vectorised NumPy, which is exact
 but costs about 80 ms per MiB of text (one gather, mask and compaction per level), so the host
 side, not the device DP, bounds the tokenizer's throughput. The kernels here (``_native.c``,
-plain C99) walk the same reversed-piece trie one position at a time through the same dense
-transition table; the walk visits exactly the (position, matching suffix) pairs the NumPy search
-visits, so the lattices are identical, entry for entry.
+plain C) walk the same reversed-piece trie one position at a time, through the dense transition
+table or, for large alphabets, the same exact hash table the NumPy search probes; the walk
+visits exactly the (position, matching suffix) pairs the NumPy search visits, so the lattices
+are identical, entry for entry.
 
-The C file ships with the package and is compiled lazily, on first use, with the system C
-compiler (``$CC``, default ``cc``) into a per-user cache directory (``$JAXLAB_CACHE/native``,
-else ``~/.cache/jaxlab/native``, else a temporary directory), then loaded with :mod:`ctypes`.
-The library's file name carries a hash of the source, the compiler, its flags and the machine
-architecture, so an edited source gets its own build. Builds are written under a temporary name
-and renamed into place, so concurrent processes (``pytest -n 2``) never load a half-written file.
+The C file is compiled when the package is installed (``pip install .`` or ``pip install -e
+.``; ``setup.py`` declares it as the optional extension ``jaxlab.tokenizer._native``), and this
+module loads that shared library with :mod:`ctypes`. Nothing is compiled or written at run time.
+Arguments travel in :class:`ctypes.Structure` classes that mirror the C structs field by field;
+loading checks the structs' sizes and that the build matches the installed ``_native.c`` (a
+hash compiled in by ``setup.py``), so a stale build after an edit is not used.
 
-If anything fails (no compiler, a compile or load error) :func:`available` returns False and
-the reason is logged once; callers keep using the NumPy path. ``JAXLAB_NATIVE=0`` in the
-environment disables the kernels (nothing is compiled).
+If the extension is absent (no compiler at install time), stale or fails to load,
+:func:`available` returns False, :func:`host_path` says why, and callers use the NumPy path.
+``JAXLAB_NATIVE=0`` in the environment disables the kernels.
 
 API (each function raises ``RuntimeError`` when the kernels are unavailable and ``ValueError``
 for arguments of the wrong dtype, shape or range):
@@ -27,7 +28,9 @@ for arguments of the wrong dtype, shape or range):
 * :func:`pack_rows`: ``lattice.pack_rows`` (first-fit row packing of whole lines).
 * :func:`gather_ends`: the decoded piece ids of every line, read back from the device output.
 * :func:`layout`: the whole device layout of a batch (grid cells, line starts, positions and the
-  lattice) in one pass; equal to the NumPy layout in ``encoder.Tokenizer.prepare``.
+  lattice) in one pass; equal to ``lattice.layout``, the NumPy one.
+
+The module is one concept, the kernels' bindings with their argument checks (about 450 lines).
 """
 
 from __future__ import annotations
@@ -35,14 +38,10 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import hashlib
+import importlib.util
 import logging
 import os
 import pathlib
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 
 import numpy as np
@@ -50,13 +49,12 @@ import numpy as np
 _log = logging.getLogger(__name__)
 
 _SOURCE = pathlib.Path(__file__).with_name("_native.c")
-# No -march=native: it measured no faster (the time goes to the data-dependent trie walk, not
-# to arithmetic), and a build cached in a shared home directory must run on every CPU there.
-_FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC")
+EXTENSION = "jaxlab.tokenizer._native"
 
 _lock = threading.Lock()
 _UNSET = object()
 _lib: object = _UNSET  # ctypes.CDLL once loaded, None after a failure
+_why = ""  # why the kernels are unavailable (after a failure)
 
 _ERRORS = {
     -1: "a symbol id is outside [0, len(child1))",
@@ -64,10 +62,48 @@ _ERRORS = {
     -3: "an output cell base[i] + k * kstride is outside out",
     -4: "a cell index is outside dev",
     -5: "lengths are negative or do not sum to len(cell)",
+    -6: "the output must be int16 or int32",
 }
 
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
+
+
+def _fields(pointers: str, ints: str) -> list[tuple[str, type]]:
+    return [(n, _PTR) for n in pointers.split()] + [(n, _I64) for n in ints.split()]
+
+
+class Trie(ctypes.Structure):
+    """``jaxlab_trie`` in ``_native.c``: a model's reversed-piece trie (``LatticeTables``)."""
+
+    _fields_ = _fields(
+        "child1 trans keys values piece_of",
+        "a1 num_nodes hash_bits max_probe max_len first_missing none_id pad_id",
+    )
+
+
+class FindArgs(ctypes.Structure):
+    """``jaxlab_find_args``: the inputs and output of :func:`find_edges`."""
+
+    _fields_ = _fields("symbols offsets base out", "n kstride out_len out_itemsize")
+
+
+class LayoutArgs(ctypes.Structure):
+    """``jaxlab_layout_args``: the inputs, outputs and scratch buffers of :func:`layout`."""
+
+    _fields_ = _fields(
+        "cps lengths row col0 char_lut ids starts cell lines offs sym used",
+        "n n_cps b c r m lut_len prefix first_line ids_itemsize",
+    )
+
+
+class Span(ctypes.Structure):
+    """``jaxlab_span``: the rows and lines one layout call handles."""
+
+    _fields_ = _fields("", "row_lo row_hi line_lo line_hi start start_cp")
+
+
+_STRUCTS = (Trie, FindArgs, LayoutArgs, Span)  # in jaxlab_struct_size's order
 
 
 def _disabled() -> bool:
@@ -75,104 +111,85 @@ def _disabled() -> bool:
 
 
 def available() -> bool:
-    """True if the compiled kernels are loaded (compiling them on first call).
+    """True if the compiled kernels are loaded (loading them on first call).
 
-    False when ``JAXLAB_NATIVE=0`` is set, or when compiling or loading failed (logged once).
+    False when ``JAXLAB_NATIVE=0`` is set, or when the extension is absent, stale or fails to
+    load (logged once; :func:`host_path` gives the reason).
     """
     return _library() is not None
 
 
-# ---- building and loading --------------------------------------------------------------------
+def host_path() -> tuple[str, str]:
+    """``("native", library path)`` or ``("numpy", why the kernels are not used)``."""
+    lib = _library()
+    if lib is not None:
+        return "native", lib._name
+    return "numpy", "disabled by JAXLAB_NATIVE=0" if _disabled() else _why
 
 
-def _cache_dirs() -> list[pathlib.Path]:
-    dirs = []
-    if os.environ.get("JAXLAB_CACHE"):
-        dirs.append(pathlib.Path(os.environ["JAXLAB_CACHE"]) / "native")
-    else:
-        try:
-            dirs.append(pathlib.Path.home() / ".cache" / "jaxlab" / "native")
-        except RuntimeError:  # no home directory
-            pass
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    dirs.append(pathlib.Path(tempfile.gettempdir()) / f"jaxlab-native-{uid}")
-    return dirs
+# ---- loading ---------------------------------------------------------------------------------
 
 
-def _compile(cc: str, flags: tuple[str, ...], directory: pathlib.Path, source: str) -> pathlib.Path:
-    """Compiles ``source`` with ``flags`` into ``directory`` (cached by content) and returns it."""
-    digest = hashlib.sha256(
-        "\0".join([source, cc, *flags, platform.machine(), sys.platform]).encode()
-    ).hexdigest()[:16]
-    target = directory / f"jaxlab_native_{platform.machine()}_{digest}.so"
-    if target.exists():
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=directory)
-    os.close(fd)
+def source_hash() -> str | None:
+    """Hash of the installed ``_native.c`` as ``setup.py`` computes it (None if not shipped)."""
     try:
-        proc = subprocess.run(
-            [cc, *flags, "-o", tmp, str(_SOURCE)],
-            capture_output=True,
-            text=True,
-            timeout=120,
+        return hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def _find() -> str:
+    spec = importlib.util.find_spec(EXTENSION)
+    if spec is None or not spec.origin or not spec.origin.endswith(tuple(_suffixes())):
+        raise RuntimeError(
+            "the extension jaxlab.tokenizer._native is not built "
+            "(no C compiler at install time? reinstall with `pip install -e .`)"
         )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{cc} {' '.join(flags)} failed:\n{proc.stderr.strip()}")
-        os.replace(tmp, target)  # atomic: a concurrent build of the same file is identical
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return spec.origin
 
 
-def _build() -> ctypes.CDLL:
-    cc = os.environ.get("CC") or "cc"
-    if shutil.which(cc) is None:
-        raise RuntimeError(f"C compiler {cc!r} not found (set CC)")
-    source = _SOURCE.read_text()
-    errors = []
-    for directory in _cache_dirs():  # the next directory if one is not writable
-        try:
-            return _declare(ctypes.CDLL(str(_compile(cc, _FLAGS, directory, source))))
-        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-            errors.append(f"[{directory}] {e}")
-    raise RuntimeError("\n".join(errors))
+def _suffixes() -> list[str]:
+    import importlib.machinery
+
+    return importlib.machinery.EXTENSION_SUFFIXES
 
 
-_LAYOUT = [_I64, _PTR, _I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR, _I64]
-_LAYOUT += [_I64, _PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR]
-_LAYOUT += [_I64] * 8  # row_lo, row_hi, line_lo, line_hi, start, n_cps, start_cp, prefix
-
-
-def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """Sets the C signatures (pointers as void*, sizes and scalars as int64)."""
-    find = [_I64, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _PTR, _I64, _I64, _I64, _PTR, _I64, _PTR]
-    for name, args in (
-        ("jaxlab_find_edges_i16", find + [_I64]),
-        ("jaxlab_find_edges_i32", find + [_I64]),
-        ("jaxlab_pack_rows", [_I64, _PTR, _I64, _PTR, _PTR]),
-        ("jaxlab_layout_i16", _LAYOUT),
-        ("jaxlab_layout_i32", _LAYOUT),
-        ("jaxlab_gather_ends_i16", [_PTR, _I64, _PTR, _I64, _PTR, _I64, _PTR, _PTR]),
-        ("jaxlab_gather_ends_i32", [_PTR, _I64, _PTR, _I64, _PTR, _I64, _PTR, _PTR]),
-    ):
-        fn = getattr(lib, name)
-        fn.argtypes, fn.restype = args, _I64
+def load(path: str) -> ctypes.CDLL:
+    """Loads the kernels from a built extension at ``path`` and checks it against this module."""
+    lib = ctypes.CDLL(path)
+    lib.jaxlab_struct_size.argtypes, lib.jaxlab_struct_size.restype = [_I64], _I64
+    for i, struct in enumerate(_STRUCTS):
+        if lib.jaxlab_struct_size(i) != ctypes.sizeof(struct):
+            raise RuntimeError(f"{path}: struct {struct.__name__} differs from native.py (stale)")
+    lib.jaxlab_source_hash.argtypes, lib.jaxlab_source_hash.restype = [], ctypes.c_char_p
+    built, shipped = lib.jaxlab_source_hash().decode(), source_hash()
+    if shipped is not None and built != shipped:
+        raise RuntimeError(
+            f"{path} was built from another version of _native.c (stale build; "
+            "reinstall with `pip install -e .`)"
+        )
+    p = ctypes.POINTER
+    lib.jaxlab_find_edges.argtypes = [p(Trie), p(FindArgs)]
+    lib.jaxlab_layout.argtypes = [p(Trie), p(LayoutArgs), p(Span)]
+    lib.jaxlab_pack_rows.argtypes = [_I64, _PTR, _I64, _PTR, _PTR]
+    lib.jaxlab_gather_ends.argtypes = [_PTR, _I64, _I64, _PTR, _I64, _PTR, _I64, _PTR, _PTR]
+    for name in ("jaxlab_find_edges", "jaxlab_layout", "jaxlab_pack_rows", "jaxlab_gather_ends"):
+        getattr(lib, name).restype = _I64
     return lib
 
 
 def _library() -> ctypes.CDLL | None:
-    """The loaded library, or None if disabled or unavailable (built once per process)."""
-    global _lib
+    """The loaded library, or None if disabled or unavailable (loaded once per process)."""
+    global _lib, _why
     if _disabled():
         return None
     if _lib is _UNSET:
         with _lock:
             if _lib is _UNSET:
                 try:
-                    _lib = _build()
+                    _lib = load(_find())
                 except Exception as e:  # any failure means "use the NumPy path"
+                    _why = str(e)
                     _log.warning("jaxlab native tokenizer kernels unavailable: %s", e)
                     _lib = None
     return _lib  # type: ignore[return-value]
@@ -181,8 +198,7 @@ def _library() -> ctypes.CDLL | None:
 def _require() -> ctypes.CDLL:
     lib = _library()
     if lib is None:
-        why = "disabled by JAXLAB_NATIVE=0" if _disabled() else "failed to build (see log)"
-        raise RuntimeError(f"jaxlab native kernels are unavailable: {why}")
+        raise RuntimeError(f"jaxlab native kernels are unavailable: {host_path()[1]}")
     return lib
 
 
@@ -201,8 +217,8 @@ def _vector(x, dtype, name: str, n: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(a, dtype)
 
 
-def _ptr(a: np.ndarray) -> int:
-    return a.ctypes.data
+def _ptr(a: np.ndarray | None) -> int | None:
+    return None if a is None else a.ctypes.data
 
 
 def _check(code: int, fn: str) -> int:
@@ -211,48 +227,80 @@ def _check(code: int, fn: str) -> int:
     return code
 
 
-def _out_kind(a: np.ndarray, name: str) -> str:
-    if a.dtype == np.int16:
-        return "i16"
-    if a.dtype == np.int32:
-        return "i32"
-    raise ValueError(f"{name} must be int16 or int32, got {a.dtype}")
+def _itemsize(a: np.ndarray, name: str) -> int:
+    if a.dtype not in (np.int16, np.int32):
+        raise ValueError(f"{name} must be int16 or int32, got {a.dtype}")
+    return a.dtype.itemsize
+
+
+def _trie(tables, first_missing: int, keep: list) -> Trie:
+    """The C view of ``tables`` (arrays appended to ``keep``, which must outlive the call)."""
+    a1 = len(tables.child1)
+    child1 = _vector(tables.child1, np.int32, "child1")
+    piece_of = _vector(tables.piece_of, np.int32, "piece_of")
+    keys = _vector(tables.keys, np.int64, "keys")
+    values = _vector(tables.values, np.int32, "values", len(keys))
+    bits = len(keys).bit_length() - 1
+    if len(keys) != 1 << bits or not 1 <= bits <= 63:
+        raise ValueError(f"keys must have a power-of-two length >= 2, got {len(keys)}")
+    trans = None
+    if tables.trans is not None:
+        trans = _vector(tables.trans, np.int32, "trans", len(piece_of) * a1)
+    if a1 < 1 or len(piece_of) < 1:
+        raise ValueError("empty tables: need len(child1) >= 1 and the root node in piece_of")
+    if tables.max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {tables.max_len}")
+    keep += [child1, piece_of, keys, values, trans]
+    return Trie(
+        child1=_ptr(child1),
+        trans=_ptr(trans),
+        keys=_ptr(keys),
+        values=_ptr(values),
+        piece_of=_ptr(piece_of),
+        a1=a1,
+        num_nodes=len(piece_of),
+        hash_bits=bits,
+        max_probe=int(tables.max_probe),
+        max_len=int(tables.max_len),
+        first_missing=int(first_missing),
+        none_id=int(tables.none_id),
+        pad_id=int(tables.pad_id),
+    )
+
+
+def _check_ids_fit(dtype, tables, first_missing: int) -> None:
+    info = np.iinfo(dtype)
+    top = max(len(tables.edge_scores) - 1, int(first_missing))
+    if top > info.max or int(first_missing) < info.min:
+        raise ValueError(f"piece ids up to {top} do not fit in {np.dtype(dtype)}")
 
 
 # ---- kernels ---------------------------------------------------------------------------------
 
 
 def find_edges(
+    tables,
     symbols: np.ndarray,
     offsets: np.ndarray,
     *,
-    child1: np.ndarray,
-    trans: np.ndarray | None,
-    a1: int | np.integer,
-    piece_of: np.ndarray,
-    max_len: int | np.integer,
     first_missing: int | np.integer,
-    none_id: int | np.integer,
     base: np.ndarray,
     kstride: int | np.integer,
     out: np.ndarray,
 ) -> None:
     """Writes the lattice edges of a flat batch of lines into ``out`` (in place).
 
-    Same search and results as ``lattice.find_edges`` with the dense transition table; only the
-    output layout differs: the edge of length ``k + 1`` ending at symbol ``i`` goes to
-    ``out[base[i] + k * kstride]``. Cells no edge reaches are left as the caller filled them.
+    Same search and results as ``lattice.find_edges``; only the output layout differs: the edge
+    of length ``k + 1`` ending at symbol ``i`` goes to ``out[base[i] + k * kstride]``. Cells no
+    edge reaches are left as the caller filled them.
 
     Args:
+      tables: ``lattice.LatticeTables`` (the dense transition table is used when present, the
+        exact hash table otherwise).
       symbols: int ``[N]`` dense symbol ids of all lines, concatenated (0 = in no piece).
       offsets: int ``[N]`` position of each symbol within its line (windows never cross lines).
-      child1, trans, piece_of: ``LatticeTables.child1`` (int32 ``[a1]``), ``.trans`` (int32
-        ``[num_nodes * a1]``, must not be None) and ``.piece_of`` (int32 ``[num_nodes]``).
-      a1: Alphabet size + 1 (``len(child1)``).
-      max_len: Longest piece in symbols (edges of at most this length are searched).
       first_missing: Written at ``k = 0`` where the symbol is no single-symbol piece (the
-        unknown id, or ``none_id`` when the model has none).
-      none_id: Written where a window is a proper suffix of a piece but not a piece.
+        unknown id, or ``tables.none_id`` when the model has none).
       base: int ``[N]`` cell of the length-1 edge of each symbol.
       kstride: Distance between the cells of consecutive edge lengths.
       out: C-contiguous writable 1-D int16 or int32 array, pre-filled by the caller.
@@ -261,47 +309,25 @@ def find_edges(
         raise ValueError("out must be a C-contiguous 1-D numpy array (it is written in place)")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    kind = _out_kind(out, "out")
-    a1, max_len, kstride = int(a1), int(max_len), int(kstride)
-    first_missing, none_id = int(first_missing), int(none_id)
+    itemsize = _itemsize(out, "out")
+    _check_ids_fit(out.dtype, tables, int(first_missing))
     sym = _vector(symbols, np.int32, "symbols")
     n = len(sym)
     off = _vector(offsets, np.int32, "offsets", n)
     bas = _vector(base, np.int64, "base", n)
-    c1 = _vector(child1, np.int32, "child1", a1)
-    pof = _vector(piece_of, np.int32, "piece_of")
-    if trans is None:
-        raise ValueError("find_edges needs the dense transition table (tables.trans is None)")
-    tr = _vector(trans, np.int32, "trans", len(pof) * a1)
-    if a1 < 1 or len(pof) < 1:
-        raise ValueError("empty tables: need a1 >= 1 and at least the root node in piece_of")
-    if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
-    info = np.iinfo(out.dtype)
-    top = max(int(pof.max()), first_missing, none_id)
-    if top > info.max or min(first_missing, none_id) < info.min:
-        raise ValueError(f"piece ids up to {top} do not fit in out's dtype {out.dtype}")
-    lib = _require()
-    _check(
-        getattr(lib, f"jaxlab_find_edges_{kind}")(
-            n,
-            _ptr(sym),
-            _ptr(off),
-            _ptr(c1),
-            _ptr(tr),
-            a1,
-            len(pof),
-            _ptr(pof),
-            max_len,
-            first_missing,
-            none_id,
-            _ptr(bas),
-            kstride,
-            _ptr(out),
-            len(out),
-        ),
-        "find_edges",
+    keep: list = []
+    trie = _trie(tables, int(first_missing), keep)
+    args = FindArgs(
+        symbols=_ptr(sym),
+        offsets=_ptr(off),
+        base=_ptr(bas),
+        out=_ptr(out),
+        n=n,
+        kstride=int(kstride),
+        out_len=len(out),
+        out_itemsize=itemsize,
     )
+    _check(_require().jaxlab_find_edges(ctypes.byref(trie), ctypes.byref(args)), "find_edges")
 
 
 def pack_rows(lengths: np.ndarray, row_len: int | np.integer) -> tuple[np.ndarray, np.ndarray]:
@@ -335,26 +361,19 @@ def gather_ends(
     d = np.asarray(dev)
     if d.ndim != 1:
         raise ValueError(f"dev must be 1-D, got shape {d.shape}")
-    kind = _out_kind(d, "dev")
+    itemsize = _itemsize(d, "dev")
     d = np.ascontiguousarray(d)
     cells = _vector(cell, np.int64, "cell")
     lens = _vector(lengths, np.int64, "lengths")
     ids = np.empty(len(cells), np.int32)
     counts = np.empty(len(lens), np.int64)
-    lib = _require()
     k = _check(
-        getattr(lib, f"jaxlab_gather_ends_{kind}")(
-            _ptr(d),
-            len(d),
-            _ptr(cells),
-            len(cells),
-            _ptr(lens),
-            len(lens),
-            _ptr(ids),
-            _ptr(counts),
+        _require().jaxlab_gather_ends(
+            _ptr(d), itemsize, len(d), _ptr(cells), len(cells), _ptr(lens), len(lens),
+            _ptr(ids), _ptr(counts),
         ),
         "gather_ends",
-    )
+    )  # fmt: skip
     return (ids[:k].copy() if k < len(ids) else ids), counts
 
 
@@ -383,7 +402,7 @@ def layout(
       lengths, row, col0: int ``[B]`` line lengths in symbols (normalised, with any prefix) and
         their places from :func:`pack_rows` (every line must end before its row's last column).
       rows, cols: The grid: ``R`` rows of ``C`` cells; cell ``(col, row)`` is ``col * R + row``.
-      tables: ``lattice.LatticeTables`` with the dense transition table.
+      tables: ``lattice.LatticeTables`` (dense transition table or hash table).
       first_missing: Edge id at ``k = 0`` for a symbol that is no single-symbol piece.
       dtype: int16 or int32, the lattice's dtype.
       positions: Also return the line index and offset of every cell (samplers need them).
@@ -399,14 +418,10 @@ def layout(
       ``(ids [C, M, R], starts bool [C, R], cell int64 [N], lines, offsets)`` (the last two
       int32 ``[C, R]``, or None without ``positions``).
     """
-    if tables.trans is None:
-        raise ValueError("layout needs the dense transition table (tables.trans is None)")
     c, r, m = int(cols), int(rows), int(tables.width)
     ids = np.empty((c, m, r), dtype)
-    kind = _out_kind(ids, "dtype")
-    top = max(len(tables.edge_scores) - 1, int(first_missing))
-    if top > np.iinfo(ids.dtype).max:
-        raise ValueError(f"piece ids up to {top} do not fit in {ids.dtype}")
+    itemsize = _itemsize(ids, "dtype")
+    _check_ids_fit(ids.dtype, tables, int(first_missing))
     code = _vector(cps, np.uint32, "cps")
     lens = _vector(lengths, np.int64, "lengths")
     rw = _vector(row, np.int64, "row", len(lens))
@@ -422,21 +437,21 @@ def layout(
     sym = np.empty(n, np.int32)
     used = np.empty(r, np.int64)
     lut = _vector(tables.char_lut if char_lut is None else char_lut, np.int32, "char_lut")
-    c1 = _vector(tables.child1, np.int32, "child1")
-    pof = _vector(tables.piece_of, np.int32, "piece_of")
-    tr = _vector(tables.trans, np.int32, "trans", len(pof) * len(c1))
-    fn = getattr(_require(), f"jaxlab_layout_{kind}")
-    pointers = [_ptr(x) if x is not None else None for x in (ids, starts, cell, lines, offs)]
-    fixed = (n, _ptr(code), len(lens), _ptr(lens), _ptr(rw), _ptr(cl), c, r, m)
-    fixed += (_ptr(lut), len(lut), _ptr(c1), _ptr(tr), len(c1), len(pof), _ptr(pof))
-    fixed += (int(tables.max_len), int(first_missing), int(tables.none_id), int(tables.pad_id))
-    fixed += (int(first_line), *pointers, _ptr(sym), _ptr(used))
+    keep: list = []
+    trie = _trie(tables, int(first_missing), keep)
+    args = LayoutArgs(
+        cps=_ptr(code), lengths=_ptr(lens), row=_ptr(rw), col0=_ptr(cl), char_lut=_ptr(lut),
+        ids=_ptr(ids), starts=_ptr(starts), cell=_ptr(cell), lines=_ptr(lines), offs=_ptr(offs),
+        sym=_ptr(sym), used=_ptr(used), n=n, n_cps=len(code), b=len(lens), c=c, r=r, m=m,
+        lut_len=len(lut), prefix=int(prefix), first_line=int(first_line), ids_itemsize=itemsize,
+    )  # fmt: skip
+    fn = _require().jaxlab_layout
 
     def part(row_lo, row_hi, line_lo, line_hi):
         start = int(lens[:line_lo].sum())
         start_cp = start - int(prefixed[:line_lo].sum())
-        span = (row_lo, row_hi, line_lo, line_hi, start, len(code), start_cp, int(prefix))
-        return _check(fn(*fixed, *span), "layout")
+        span = Span(row_lo, row_hi, line_lo, line_hi, start, start_cp)
+        return _check(fn(ctypes.byref(trie), ctypes.byref(args), ctypes.byref(span)), "layout")
 
     # Two halves of the rows (split between lines) can run in parallel: each writes only its
     # own rows. ctypes releases the GIL during the C call.

@@ -70,7 +70,7 @@ def read_model_proto(path: str | pathlib.Path) -> dict:
 
     Returns:
       dict(pieces, scores, types, model_type, byte_fallback, treat_whitespace_as_suffix,
-      unk_id, bos_id, eos_id, unk_surface, normalizer_name, charsmap_size, add_dummy_prefix,
+      unk_id, bos_id, eos_id, unk_surface, normalizer_name, charsmap, add_dummy_prefix,
       remove_extra_whitespaces, escape_whitespaces).
     """
     top = parse_fields(pathlib.Path(path).read_bytes())
@@ -99,7 +99,7 @@ def read_model_proto(path: str | pathlib.Path) -> dict:
         eos_id=signed(_last(trainer, 42, 2)),
         unk_surface=_last(trainer, 44, " \u2047 ".encode()).decode("utf-8"),
         normalizer_name=_last(norm, 1, b"").decode("utf-8"),
-        charsmap_size=len(_last(norm, 2, b"")),
+        charsmap=_last(norm, 2, b""),
         add_dummy_prefix=bool(_last(norm, 3, 1)),
         remove_extra_whitespaces=bool(_last(norm, 4, 1)),
         escape_whitespaces=bool(_last(norm, 5, 1)),
@@ -107,7 +107,7 @@ def read_model_proto(path: str | pathlib.Path) -> dict:
 
 
 def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
-    """Loads a SentencePiece unigram model with the identity normaliser.
+    """Loads a SentencePiece unigram model (identity or rule-based normaliser).
 
     Args:
       path: A ``.model`` file written by ``SentencePieceTrainer``.
@@ -116,22 +116,23 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
       The vocabulary with SentencePiece's flags, ids and scores.
 
     Raises:
-      ValueError: (one line) if the file is not a unigram model, its normaliser is not the
-        identity (a non-empty precompiled charsmap), it treats whitespace as a suffix, or it
-        has user-defined symbols.
+      ValueError: (one line) if the file is not a unigram model, its precompiled charsmap is
+        malformed, it treats whitespace as a suffix, or it has user-defined symbols.
     """
     p = read_model_proto(path)
     if p["model_type"] != 1:
         raise ValueError(f"{path}: model_type {p['model_type']} is not unigram (1)")
-    if p["charsmap_size"] and p["normalizer_name"] != "identity":
-        raise ValueError(
-            f"{path}: normaliser {p['normalizer_name']!r} is not supported (train with "
-            "normalization_rule_name='identity')"
-        )
+    if p["charsmap"]:
+        from jaxlab.tokenizer.charsmap import CharsMap
+
+        CharsMap(p["charsmap"])  # a malformed blob is refused here, naming the field
     if p["treat_whitespace_as_suffix"]:
         raise ValueError(f"{path}: treat_whitespace_as_suffix is not supported")
     if (p["types"] == USER_DEFINED).any():
         raise ValueError(f"{path}: user-defined symbols are not supported")
+    nul = next((i for i, piece in enumerate(p["pieces"]) if "\x00" in piece), None)
+    if nul is not None:  # sentencepiece refuses to load these too
+        raise ValueError(f"{path}: piece {nul} contains a NUL character (pieces must not)")
     n = len(p["pieces"])
     idx = lambda i: i if 0 <= i < n else -1
     unk = np.flatnonzero(p["types"] == UNKNOWN)
@@ -147,13 +148,15 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
         remove_extra_whitespaces=p["remove_extra_whitespaces"],
         escape_whitespaces=p["escape_whitespaces"],
         unk_surface=p["unk_surface"],
+        charsmap=p["charsmap"],
     )
 
 
 def train_sentencepiece(
     text_path: str | pathlib.Path, model_prefix: str | pathlib.Path, vocab_size: int, **kwargs
 ) -> pathlib.Path:
-    """Trains a SentencePiece unigram model with the spec's "SP-ws" arguments (overridable).
+    """Trains a SentencePiece unigram model with the "SP-ws" arguments of BENCHMARKS.md
+    (identity normaliser, byte fallback, whitespace kept; any of them overridable).
 
     Returns:
       The path of the written ``.model`` file.
@@ -202,10 +205,19 @@ def _field(out: bytearray, number: int, value) -> None:
 
 
 def write_model_proto(model: UnigramModel, path: str | pathlib.Path) -> pathlib.Path:
-    """Writes ``model`` as a SentencePiece unigram ``.model`` (identity normaliser).
+    """Writes ``model`` as a SentencePiece unigram ``.model`` (its charsmap, or identity).
 
     The file loads in ``sentencepiece.SentencePieceProcessor`` and in :func:`from_sentencepiece`.
     """
+    path = pathlib.Path(path)
+    path.write_bytes(model_proto_bytes(model))
+    return path
+
+
+def model_proto_bytes(model: UnigramModel) -> bytes:
+    """The serialised ``ModelProto`` that :func:`write_model_proto` writes."""
+    if any("\x00" in piece for piece in model.pieces):
+        raise ValueError("model.pieces: a piece contains NUL, which sentencepiece refuses to load")
     out = bytearray()
     for piece, score, kind in zip(
         model.pieces, model.scores.tolist(), model.types.tolist(), strict=True
@@ -225,11 +237,11 @@ def write_model_proto(model: UnigramModel, path: str | pathlib.Path) -> pathlib.
     _field(trainer, 43, -1)  # pad_id
     _field(out, 2, trainer)
     norm = bytearray()
-    _field(norm, 1, "identity")
+    _field(norm, 1, "custom" if model.charsmap else "identity")
+    if model.charsmap:
+        _field(norm, 2, model.charsmap)
     _field(norm, 3, bool(model.add_dummy_prefix))
     _field(norm, 4, bool(model.remove_extra_whitespaces))
     _field(norm, 5, bool(model.escape_whitespaces))
     _field(out, 3, norm)
-    path = pathlib.Path(path)
-    path.write_bytes(bytes(out))
-    return path
+    return bytes(out)

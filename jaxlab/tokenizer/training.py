@@ -51,6 +51,14 @@ class TrainConfig:
     em_iters: int = 2  # EM iterations per round
     byte_fallback: bool = True
     max_words: int = 200_000  # most frequent distinct words used for training
+    # Characters kept: the most frequent ones that cover this fraction of all character
+    # occurrences (SentencePiece's --character_coverage, same default); the others are unknown
+    # (byte pieces under byte fallback) and start no piece.
+    character_coverage: float = 0.9995
+
+    def __post_init__(self):
+        if not 0.0 < self.character_coverage <= 1.0:
+            raise ValueError(f"character_coverage must be in (0, 1], got {self.character_coverage}")
 
 
 def _flags_model(byte_fallback: bool) -> UnigramModel:
@@ -77,16 +85,61 @@ def count_words(lines: Sequence[str], config: TrainConfig) -> dict[str, int]:
     return dict(counts)
 
 
-def seed_pieces(words: Mapping[str, int], config: TrainConfig) -> dict[str, int]:
-    """The most frequent substrings (by frequency x length), plus every character."""
-    subs = collections.Counter()
+def required_chars(words: Mapping[str, int], coverage: float) -> dict[str, int]:
+    """The most frequent characters covering ``coverage`` of all occurrences, with counts.
+
+    As SentencePiece: characters sorted by frequency (ties by code point) are kept while the
+    covered fraction is below ``coverage``. NUL is never kept: SentencePiece does not accept it
+    as a piece (under byte fallback it is the byte piece <0x00>).
+    """
     chars = collections.Counter()
-    m = config.max_piece_length
     for w, f in words.items():
         for c in w:
             chars[c] += f
+    chars.pop("\x00", None)
+    total = sum(chars.values())
+    kept, covered = {}, 0
+    for c, f in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0])):
+        if kept and covered >= coverage * total:
+            break
+        kept[c] = f
+        covered += f
+    return kept
+
+
+def _split_at_unknown(words: Mapping[str, int], chars: Mapping[str, int]) -> dict[str, int]:
+    """Words cut into their runs of kept characters (no piece spans an unknown character)."""
+    out = collections.Counter()
+    for w, f in words.items():
+        if all(c in chars for c in w):
+            out[w] += f
+            continue
+        run = []
+        for c in w + "\x00":  # NUL is never kept: it ends the last run
+            if c in chars:
+                run.append(c)
+            elif run:
+                out["".join(run)] += f
+                run = []
+    return dict(out)
+
+
+def seed_pieces(
+    words: Mapping[str, int], config: TrainConfig, chars: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """The most frequent substrings (by frequency x length) of kept characters, plus those
+    characters (``chars``, default :func:`required_chars` of ``words``)."""
+    subs = collections.Counter()
+    if chars is None:
+        chars = required_chars(words, config.character_coverage)
+    m = config.max_piece_length
+    for w, f in words.items():
         for i in range(len(w)):
+            if w[i] not in chars:
+                continue
             for j in range(i + 2, min(len(w), i + m) + 1):
+                if w[j - 1] not in chars:
+                    break
                 subs[w[i:j]] += f
     size = config.seed_factor * config.vocab_size
     best = sorted(subs.items(), key=lambda kv: -kv[1] * len(kv[0]))[:size]
@@ -132,7 +185,9 @@ def _alternative_loss(
     batch = tok.prepare(list(all_pieces), positions=False)
     ids = batch.ids.copy()
     multi = batch.lengths > 1
-    where = batch.edge_index(batch.last_cell[multi], batch.lengths[multi] - 1)
+    # Remove each piece's own edge; seed pieces longer than the model's longest have none.
+    own = multi & (batch.lengths <= tok.tables.max_len)
+    where = batch.edge_index(batch.last_cell[own], batch.lengths[own] - 1)
     ids.reshape(-1)[where] = tok.tables.none_id
     batch = dataclasses.replace(batch, ids=ids)
     tok_ids = tok._run(batch, "viterbi", 0.0, None)[batch.cell]
@@ -159,12 +214,22 @@ def train(lines: Sequence[str], config: TrainConfig = TrainConfig(), *, log=None
       descending score; ``add_dummy_prefix`` and ``escape_whitespaces`` on.
     """
     words = count_words(lines, config)
+    chars = required_chars(words, config.character_coverage)
+    words = _split_at_unknown(words, chars)
     top = collections.Counter(words).most_common(config.max_words)
     names = [w for w, _ in top]
     freqs = np.array([f for _, f in top], np.float64)
-    pieces = seed_pieces(dict(top), config)
+    pieces = seed_pieces(dict(top), config, chars)
     num_special = 3 + (256 if config.byte_fallback else 0)
     target = config.vocab_size - num_special
+    if not chars:
+        raise ValueError("lines: no training text (the input has no characters)")
+    if len(chars) > target:
+        raise ValueError(
+            f"vocab_size: {config.vocab_size} leaves {target} pieces after {num_special} special "
+            f"ones, fewer than the {len(chars)} characters covering {config.character_coverage} of "
+            "the text; raise vocab_size or lower character_coverage (as SentencePiece requires)"
+        )
     model = from_pieces(pieces, counts=True, unk=False)
     table_size = model.vocab_size + 2  # one score-table shape for every EM step
     seed_names = list(model.pieces)
