@@ -9,6 +9,8 @@ Modules, by concept:
 * ``sparse_parity``: the multitask sparse-parity task, its data on device, exact test sets,
   emergence metrics.
 * ``parity_mlp``: one-hidden-layer MLPs for it and their width-batched AdamW training.
+* ``parity_sweep``: a width sweep of those MLPs (packed groups trained in lockstep, seeds over
+  devices) and its quanta-model metrics (finite-K slope, abruptness of emergence).
 
 Example::
 
@@ -18,7 +20,7 @@ Example::
 References: Michaud et al. (2023), arXiv:2303.13506; Su, kexue.fm/archives/9607.
 """
 
-from jaxlab.quanta import grid, parity_mlp, sparse_parity, sweep, theory
+from jaxlab.quanta import grid, parity_mlp, parity_sweep, sparse_parity, sweep, theory
 from jaxlab.quanta.grid import (
     QuantaGrid,
     simulate_grid,
@@ -51,6 +53,7 @@ __all__ = [
     "sweep",
     "sparse_parity",
     "parity_mlp",
+    "parity_sweep",
     "NATS_PER_BIT",
     "to_bits",
     "zipf_probs",
