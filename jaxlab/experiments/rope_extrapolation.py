@@ -235,10 +235,8 @@ def _order_claims(config, acc: dict, in_range: np.ndarray) -> list:
                             tolerance="CI" + (" (not resolvable at this size)" if verdict is None
                                               else ""))  # fmt: skip
 
-    collapse = (
-        np.stack([nat["Baseline"], nat[best]], 1)
-        - nat[f"ReRoPE w={config.model.train_len}"][:, None]
-    )
+    full = nat[f"ReRoPE w={config.model.train_len}"][:, None]
+    collapse = np.stack([nat["Baseline"], nat[best]], 1) - full  # both gaps, per window
     claims = [
         above("PI < Baseline (natural, difference)", nat["Baseline"] - nat["PI"], 0),
         above("Baseline < NTK-old (natural, difference)", nat["NTK-old"] - nat["Baseline"], 1),
@@ -264,12 +262,9 @@ def _order_claims(config, acc: dict, in_range: np.ndarray) -> list:
 
 
 def _magnitude_rows(config, acc: dict) -> list:
-    ours = {
-        "Baseline": "Baseline",
-        "NTK-fixed": "NTK-fixed",
-        "NTK-mixed": f"NTK-mixed b={config.mix_b}",
-        "ReRoPE L/2": f"ReRoPE w={config.model.train_len // 2}",
-    }
+    half = config.model.train_len // 2
+    ours = dict(zip(SU_NATURAL, ("Baseline", "NTK-fixed", f"NTK-mixed b={config.mix_b}",
+                                 f"ReRoPE w={half}"), strict=True))  # fmt: skip
     return [report.reported(f"{n} natural accuracy at 8L (Su's table)", float(acc[ours[n]][
             "natural"].mean()), source=SOURCE, expected=f"{v:.4f}", why="byte LM, not Su's "
             "~100M-parameter GAU on tokens") for n, v in SU_NATURAL.items()]  # fmt: skip
