@@ -74,3 +74,17 @@ def test_bootstrap_interval_covers_the_mean_of_a_wide_sample(key):
 )  # fmt: skip
 def test_equivalence_verdict(ci, want):
     assert evaluation.equivalence_verdict(ci, 0.01) is want
+
+
+def test_scaling_identities_against_closed_forms():
+    got = evaluation.scaling_identities(128, 8.0)
+    np.testing.assert_allclose(got["ntk_aware_base"], 1e4 * 8.0 ** (128 / 126), rtol=1e-12)
+    assert got["mixed_one_vs_fixed"] < 1e-12
+    assert got["mixed_zero_vs_pi"] < 1e-7  # exp(-ln k (m/P)^b) -> 1/k as b -> 0, error ~ b
+    assert got["table_max_abs"] <= 5e-5  # the table has 4 decimals
+    # NTK-mixed closed form (Su 9706): g_i = exp(-a (i+1)^b) with a (d/2)^b = ln k.
+    m = np.arange(1, 65, dtype=np.float64)
+    a = np.log(8.0) / 64**0.625
+    np.testing.assert_allclose(
+        evaluation.multipliers64("ntk_mixed", 0.625), np.exp(-a * m**0.625), **tol("float64")
+    )

@@ -24,17 +24,6 @@ from jaxlab.rope import evaluation
 SOURCE = "Su, kexue.fm/archives/9706 and /9708 (GAU, L = 512, test at 4096)"
 SCALE_VARIANTS = (("", "plain", "inverse_sqrt"), ("-log n†", "plain", "logn_posthoc"),
                   ("-log n", "logn", "logn"))  # fmt: skip
-# Su's multiplier table g_i (d = 128, k = 8) at pairs m = i + 1 = 1, 2, 16, 32, 48, 64 (9706).
-MULTIPLIER_PAIRS = (1, 2, 16, 32, 48, 64)
-SU_MULTIPLIERS = {
-    ("linear", None): (0.125,) * 6,
-    ("ntk_aware", None): (1.0, 0.9675, 0.6095, 0.3594, 0.2120, 0.1250),
-    ("ntk_old", None): (1.0, 0.9680, 0.6142, 0.3652, 0.2172, 0.1291),
-    ("ntk_fixed", None): (0.9680, 0.9371, 0.5946, 0.3536, 0.2102, 0.1250),
-    ("ntk_mixed", 0.5): (0.7711, 0.6924, 0.3536, 0.2298, 0.1652, 0.1250),
-    ("ntk_mixed", 0.625): (0.8568, 0.7879, 0.4172, 0.2597, 0.1760, 0.1250),
-    ("ntk_mixed", 0.75): (0.9122, 0.8568, 0.4794, 0.2904, 0.1871, 0.1250),
-}
 # Su's non-repeated accuracy at 4096 (9706/9708 tables), for the magnitude rows.
 SU_NATURAL = {"Baseline": 0.2316, "NTK-fixed": 0.3961, "NTK-mixed": 0.4012, "ReRoPE L/2": 0.4848}
 
@@ -179,34 +168,19 @@ def _suffix(name: str) -> str:
     return next((s for s, _, _ in SCALE_VARIANTS[1:] if name.endswith(s)), "")
 
 
-def _g(kind, mix_b=None, d=128, k=8.0):
-    extra = {} if mix_b is None else {"mix_b": mix_b}
-    scaling = rope.RopeScaling(kind, factor=k, original_max_position_embeddings=4096, **extra)
-    with jax.enable_x64(True):
-        return np.asarray(evaluation.frequency_multipliers(scaling, d, 1e4, dtype=jnp.float64))
-
-
 def _frequency_claims(config) -> list:
     """Identities of the static scalings at d = 128, k = 8, from the library's frequencies."""
-    tol, d, k = config.tolerance, 128, 8.0
-    with jax.enable_x64(True):
-        inv = rope.rope_frequencies(rope.RopeScaling("ntk_aware", factor=k), d, 1e4,
-                                    dtype=jnp.float64)[0]  # fmt: skip
-        ntk_base = float(inv[-1] ** (-d / (d - 2)))  # f_{P-1} = b'^{-(d-2)/d}
-    rows = np.asarray(MULTIPLIER_PAIRS) - 1
-    table_err = max(float(np.max(np.abs(_g(kind, b)[rows] - np.asarray(want))))
-                    for (kind, b), want in SU_MULTIPLIERS.items())  # fmt: skip
-    rel = lambda x, y: float(np.max(np.abs(x / y - 1)))
+    tol, got = config.tolerance, evaluation.scaling_identities(128, 8.0)
     return [
         report.within("NTK-aware base b' read off rope_frequencies('ntk_aware'), d=128, k=8",
-                      ntk_base, 82_684.62, abs=tol.ntk_aware_base, source=SOURCE),
+                      got["ntk_aware_base"], 82_684.62, abs=tol.ntk_aware_base, source=SOURCE),
         report.at_most("NTK-mixed with b=1 equals NTK-fixed (max rel. diff of g_i)",
-                       rel(_g("ntk_mixed", 1.0), _g("ntk_fixed")), tol.identity_rel, source=SOURCE),
+                       got["mixed_one_vs_fixed"], tol.identity_rel, source=SOURCE),
         report.at_most("NTK-mixed with b -> 0 (1e-9) equals PI (max rel. diff of g_i)",
-                       rel(_g("ntk_mixed", 1e-9), _g("linear")), tol.identity_rel, source=SOURCE),
+                       got["mixed_zero_vs_pi"], tol.identity_rel, source=SOURCE),
         report.at_most("multiplier table g_i (d=128, k=8; PI, NTK-aware/old/fixed, mixed b=0.5, "
-                       "0.625, 0.75): max abs. diff from the 4-decimal table", table_err,
-                       tol.multiplier_table_abs, source=SOURCE),
+                       "0.625, 0.75): max abs. diff from the 4-decimal table",
+                       got["table_max_abs"], tol.multiplier_table_abs, source=SOURCE),
     ]  # fmt: skip
 
 
@@ -302,8 +276,8 @@ def _plot_bars(acc, methods, workdir):
 
 def _plot_multipliers(workdir):
     fig, ax = plots.new_figure()
-    for kind, b in [*SU_MULTIPLIERS, ("yarn", None)]:
-        g = _g(kind, b)
+    for kind, b in [*evaluation.MULTIPLIER_TABLE, ("yarn", None)]:
+        g = evaluation.multipliers64(kind, b)
         ax.plot(np.arange(1, len(g) + 1), g, label=kind + ("" if b is None else f" b={b}"))
     ax.set_yscale("log")
     ax.set(xlabel="pair m = i + 1 (low digit = high frequency)", ylabel="frequency multiplier g_i",

@@ -6,7 +6,9 @@ a percentile bootstrap over evaluation windows (the windows are the independent 
 compared on the same windows, so differences are paired), never by comparing two means alone.
 
 * :func:`repeated_windows`: held-out passages tiled to a window length.
-* :func:`frequency_multipliers`: ``g_i = f'_i / f_i`` of a scaling against the unscaled RoPE.
+* :func:`frequency_multipliers`: ``g_i = f'_i / f_i`` of a scaling against the unscaled RoPE;
+  :data:`MULTIPLIER_TABLE` (Su's formulas, d = 128, k = 8, to 4 decimals) and
+  :func:`scaling_identities`, the checks the extrapolation experiment reports.
 * :func:`bootstrap_ci`: percentile interval of a statistic of per-window values.
 * :func:`equivalence_verdict`: "≈ within a margin" from such an interval.
 
@@ -45,6 +47,56 @@ def frequency_multipliers(
     """
     scaled, _ = rope_frequencies(scaling, rotary_dim, base, dtype=dtype)
     return scaled / base_inv_freq(rotary_dim, base, dtype=dtype)
+
+
+# g_i for d = 128, k = 8, b = 1e4 at pairs m = i + 1 in MULTIPLIER_PAIRS, to 4 decimals, from the
+# formulas of Su 9706 (NTK-aware is bloc97's b·k^{d/(d-2)}; mixed: g_i = exp(-a (i+1)^b_mix)).
+MULTIPLIER_PAIRS = (1, 2, 16, 32, 48, 64)
+MULTIPLIER_TABLE = {
+    ("linear", None): (0.125,) * 6,
+    ("ntk_aware", None): (1.0, 0.9675, 0.6095, 0.3594, 0.2120, 0.1250),
+    ("ntk_old", None): (1.0, 0.9680, 0.6142, 0.3652, 0.2172, 0.1291),
+    ("ntk_fixed", None): (0.9680, 0.9371, 0.5946, 0.3536, 0.2102, 0.1250),
+    ("ntk_mixed", 0.5): (0.7711, 0.6924, 0.3536, 0.2298, 0.1652, 0.1250),
+    ("ntk_mixed", 0.625): (0.8568, 0.7879, 0.4172, 0.2597, 0.1760, 0.1250),
+    ("ntk_mixed", 0.75): (0.9122, 0.8568, 0.4794, 0.2904, 0.1871, 0.1250),
+}
+
+
+def multipliers64(kind: str, mix_b: float | None = None, rotary_dim: int = 128, factor=8.0):
+    """float64 :func:`frequency_multipliers` of a static kind at b = 1e4 (L0 = 4096 for YaRN)."""
+    extra = {} if mix_b is None else {"mix_b": mix_b}
+    scaling = RopeScaling(kind, factor=factor, original_max_position_embeddings=4096, **extra)
+    with jax.enable_x64(True):
+        return np.asarray(frequency_multipliers(scaling, rotary_dim, 1e4, dtype=jnp.float64))
+
+
+def scaling_identities(rotary_dim: int = 128, factor: float = 8.0) -> dict[str, float]:
+    """Float64 checks of the static scalings, from :func:`rope_frequencies` (b = 1e4).
+
+    Returns:
+      ``ntk_aware_base``: the base b' read off the lowest NTK-aware frequency
+      (f_{P-1} = b'^{-(d-2)/d}); ``mixed_one_vs_fixed`` / ``mixed_zero_vs_pi``: max relative
+      difference of g_i between NTK-mixed at b_mix = 1 and NTK-fixed, and at b_mix = 1e-9 and
+      PI; ``table_max_abs``: max |g_i − MULTIPLIER_TABLE| (needs d = 128, k = 8).
+    """
+    d = rotary_dim
+    with jax.enable_x64(True):
+        ntk = RopeScaling("ntk_aware", factor=factor)
+        inv = rope_frequencies(ntk, d, 1e4, dtype=jnp.float64)[0]
+        base = float(inv[-1] ** (-d / (d - 2)))
+    rel = lambda x, y: float(np.max(np.abs(x / y - 1)))
+    rows = np.asarray(MULTIPLIER_PAIRS) - 1
+    table = max(float(np.max(np.abs(multipliers64(kind, b, d, factor)[rows] - np.asarray(g))))
+                for (kind, b), g in MULTIPLIER_TABLE.items())  # fmt: skip
+    return dict(
+        ntk_aware_base=base,
+        mixed_one_vs_fixed=rel(multipliers64("ntk_mixed", 1.0, d, factor),
+                               multipliers64("ntk_fixed", None, d, factor)),
+        mixed_zero_vs_pi=rel(multipliers64("ntk_mixed", 1e-9, d, factor),
+                             multipliers64("linear", None, d, factor)),
+        table_max_abs=table,
+    )  # fmt: skip
 
 
 def bootstrap_ci(
@@ -98,4 +150,13 @@ def equivalence_verdict(ci: tuple[float, float], margin: float) -> bool | None:
     return None
 
 
-__all__ = ["repeated_windows", "frequency_multipliers", "bootstrap_ci", "equivalence_verdict"]
+__all__ = [
+    "repeated_windows",
+    "frequency_multipliers",
+    "MULTIPLIER_PAIRS",
+    "MULTIPLIER_TABLE",
+    "multipliers64",
+    "scaling_identities",
+    "bootstrap_ci",
+    "equivalence_verdict",
+]
