@@ -344,3 +344,12 @@ def test_sweep_increasing():
     assert quanta.sweep.increasing([0.1, 0.2, 0.5])
     assert not quanta.sweep.increasing([0.1, 0.1, 0.5])
     assert not quanta.sweep.increasing([0.3, 0.2])
+
+
+def test_gpu_config_loads():
+    """The :gpu variant is only loaded here (it is sized for one H100)."""
+    from jaxlab import launch
+
+    c = launch.load_config("quanta_theory:gpu")
+    assert c.data.num_seeds > launch.load_config("quanta_theory:quick").data.num_seeds
+    assert 0.4 in c.model.gammas and c.known_disagreements == ()

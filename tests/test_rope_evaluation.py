@@ -88,3 +88,17 @@ def test_scaling_identities_against_closed_forms():
     np.testing.assert_allclose(
         evaluation.multipliers64("ntk_mixed", 0.625), np.exp(-a * m**0.625), **tol("float64")
     )
+
+
+@pytest.mark.parametrize("name", ["rope_extrapolation", "lm_baseline"])
+def test_gpu_configs_load(name):
+    """The :gpu variants are only loaded here (they are sized for one H100)."""
+    from jaxlab import config_args, data, launch, train
+
+    c = launch.load_config(f"{name}:gpu")
+    t = config_args.to_dataclass(train.TrainConfig, c.train)
+    config_args.to_dataclass(data.DataConfig, c.data)
+    assert c.model.train_len == t.seq_len == 512
+    if name == "rope_extrapolation":
+        assert c.eval_factor * t.seq_len == 4096
+        assert min(c.eval_windows, c.repeat_windows) >= 64

@@ -368,3 +368,16 @@ def test_transition_decades_brute_force():
     per_seed = parity_sweep.transition_decades(np.stack([loss, loss], 1), steps, 0.9, 0.1)
     assert per_seed.shape == (2, 3)
     np.testing.assert_array_equal(per_seed[1], got)
+
+
+def test_gpu_config_loads_at_the_papers_shape():
+    """The :gpu variant is only loaded here (it is sized for one H100)."""
+    from jaxlab import config_args, launch
+
+    c = launch.load_config("sparse_parity:gpu")
+    task = config_args.to_dataclass(sp.TaskConfig, c.task)
+    sweep = config_args.to_dataclass(parity_sweep.WidthSweep, c.sweep)
+    config_args.to_dataclass(parity_mlp.TrainConfig, c.train)
+    assert (task.n_tasks, task.n, task.k, task.alpha_code) == (500, 100, 3, 1.4)
+    assert len(sweep.widths) == 30 and 0 < sweep.num_steps <= 200_000
+    assert c.known_disagreements == ()
