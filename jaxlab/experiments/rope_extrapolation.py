@@ -131,7 +131,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     yarn = rope.RopeScaling("yarn", factor=float(k), original_max_position_embeddings=length)
     figures = {f"{kind}/{n}": float(v.mean()) for n, d in per_window.items()
                for kind, v in d.items()}  # fmt: skip
-    figures |= {f"accuracy_at_L/{s or 'plain'}": float(v.mean()) for s, v in in_range.items()}
+    figures |= {
+        f"accuracy_at_L/{s.lstrip('-') or 'plain'}": float(v.mean()) for s, v in in_range.items()
+    }
     figures |= {f"train_loss/{n}": v for n, v in losses.items()}
     figures["yarn_attention_factor"] = float(rope.rope_frequencies(yarn, 2, 1e4)[1])
     notes = [
