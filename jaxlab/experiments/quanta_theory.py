@@ -156,11 +156,9 @@ def _plots(config, sim, fits, workdir) -> list[str]:
     ax.plot(gs, fits["alpha_N"], "o", label="sim α_N (exact tail)")
     ax.plot(gs, fits["alpha_N_finite"], "x", label="sim α_N (finite K)")
     ax.plot(gs, fits["alpha_D"], "s", mfc="none", label="sim α_D (floor rule)")
-    err = [
-        fits["alpha_D_poisson"] - fits["poisson_lo"],
-        fits["poisson_hi"] - fits["alpha_D_poisson"],
-    ]
-    ax.errorbar(gs, fits["alpha_D_poisson"], yerr=err, fmt="d", ms=3, label="sim α_D (Poisson, CI)")
+    mid, lo, hi = fits["alpha_D_poisson"], fits["poisson_lo"], fits["poisson_hi"]
+    err = [mid - lo, hi - mid]
+    ax.errorbar(gs, mid, yerr=err, fmt="d", ms=3, label="sim α_D (Poisson, CI)")
     pg = sorted(PAPER_FITS)
     for j, (name, mk) in enumerate([("α_N", "^"), ("α_S", "v"), ("α_D", "<")]):
         ax.plot(pg, [PAPER_FITS[x][j] for x in pg], mk, color="gray", label=f"paper fit {name}")
@@ -254,8 +252,9 @@ def _results(config, sim, fits, plot_names) -> dict:
         for i, g in enumerate(gs) for u, tau in enumerate(d.taus)
     ]  # fmt: skip
     tau_header = ["γ", "τ", "D window", "points", "theory", "floor rule", "Poisson", "95% CI"]
-    keys = ("alpha_N", "alpha_N_finite", "alpha_D", "alpha_D_poisson", "alpha_S")
-    figures = {f"{k}_g{g}": float(fits[k][i]) for i, g in enumerate(gs) for k in keys}
+    keys = {"alpha_N": "alpha_N", "alpha_N_finite": "alpha_N_finiteK", "alpha_D": "alpha_D",
+            "alpha_D_poisson": "alpha_D_poisson", "alpha_S": "alpha_S"}  # fmt: skip
+    figures = {f"{n}_g{g}": float(fits[k][i]) for i, g in enumerate(gs) for k, n in keys.items()}
     notes = [
         f"Finite K = {m.num_quanta_finite:.0e} steepens the L(N) fits (tail ∝ n^-γ − K^-γ): "
         f"α_N = {', '.join(f'{x:.4f}' for x in fits['alpha_N_finite'])} against the exact-tail "

@@ -150,33 +150,20 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         ),
         figures=figures,
         claims=claims,
-        tables={
-            "Fitted exponents": report.markdown_table(
-                [
-                    "exponent",
-                    "theory",
-                    "paper fit",
-                    "finite-K prediction",
-                    "jaxlab fit [95% CI]",
-                    "window",
-                    "points",
-                ],
-                rows,
-            ),
-            "Test loss by width (seed mean)": report.markdown_table(
-                [
-                    "width",
-                    "params",
-                    "final test loss (bits)",
-                    "min over training",
-                    "subtasks learned",
-                ],
-                width_rows,
-            ),
-        },  # fmt: skip
+        tables=_tables(rows, width_rows),
         plots=plot_names,
         notes=notes,
     )
+
+
+def _tables(rows, width_rows) -> dict:
+    exps = ["exponent", "theory", "paper fit", "finite-K prediction", "jaxlab fit [95% CI]",
+            "window", "points"]  # fmt: skip
+    widths = ["width", "params", "final test loss (bits)", "min over training", "subtasks learned"]
+    return {
+        "Fitted exponents": report.markdown_table(exps, rows),
+        "Test loss by width (seed mean)": report.markdown_table(widths, width_rows),
+    }
 
 
 def _plot_emergence(workdir, steps, widths, task_loss_SWT):
@@ -184,84 +171,51 @@ def _plot_emergence(workdir, steps, widths, task_loss_SWT):
     axes = axes.ravel()
     num_tasks = task_loss_SWT.shape[-1]
     colors = plots.plt.cm.viridis(np.linspace(0, 1, num_tasks))
-    ax = axes[0]
     for t in range(num_tasks)[::-1]:  # step 0 left out of the log axis
-        ax.plot(steps[1:], task_loss_SWT[1:, -1, t], color=colors[t], lw=0.8)
-    ax.set(
-        xscale="log",
-        xlabel="step",
-        ylabel="subtask test loss (bits)",
-        title=f"width {widths[-1]}: subtasks (dark = frequent)",
-    )
-    ax = axes[1]
-    im = ax.imshow(
-        task_loss_SWT[:, -1, :].T,
-        aspect="auto",
-        origin="upper",
-        vmin=0,
-        vmax=1.1,
-        cmap="magma",
-        extent=(0, len(steps), num_tasks - 0.5, -0.5),
-    )
+        axes[0].plot(steps[1:], task_loss_SWT[1:, -1, t], color=colors[t], lw=0.8)
+    axes[0].set(xscale="log", xlabel="step", ylabel="subtask test loss (bits)",
+                title=f"width {widths[-1]}: subtasks (dark = frequent)")  # fmt: skip
+    heat = dict(aspect="auto", origin="upper", vmin=0, vmax=1.1, cmap="magma")
+    rank = "subtask (frequency rank)"
+    im = axes[1].imshow(task_loss_SWT[:, -1, :].T, extent=(0, len(steps), num_tasks - 0.5, -0.5),
+                        **heat)  # fmt: skip
     ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
-    ax.set_xticks(ticks + 0.5, [str(steps[i]) for i in ticks])
-    ax.set(
-        xlabel="evaluation step",
-        ylabel="subtask (frequency rank)",
-        title=f"width {widths[-1]}: loss per subtask",
+    axes[1].set_xticks(ticks + 0.5, [str(steps[i]) for i in ticks])
+    axes[1].set(
+        xlabel="evaluation step", ylabel=rank, title=f"width {widths[-1]}: loss per subtask"
     )
-    fig.colorbar(im, ax=ax, label="bits")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax = axes[2]
-    im = ax.imshow(
-        task_loss_SWT[-1].T,
-        aspect="auto",
-        origin="upper",
-        vmin=0,
-        vmax=1.1,
-        cmap="magma",
-        extent=(-0.5, len(widths) - 0.5, num_tasks - 0.5, -0.5),
-    )
-    ax.set_xticks(range(len(widths)), [str(w) for w in widths], rotation=90)
-    ax.set(xlabel="width", ylabel="subtask (frequency rank)", title=f"step {steps[-1]}")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.colorbar(im, ax=ax, label="bits")
+    fig.colorbar(im, ax=axes[1], label="bits")
+    im = axes[2].imshow(task_loss_SWT[-1].T, **heat,
+                        extent=(-0.5, len(widths) - 0.5, num_tasks - 0.5, -0.5))  # fmt: skip
+    axes[2].set_xticks(range(len(widths)), [str(w) for w in widths], rotation=90)
+    axes[2].set(xlabel="width", ylabel=rank, title=f"step {steps[-1]}")
+    fig.colorbar(im, ax=axes[2], label="bits")
+    for ax in axes[1:]:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return plots.save_figure(fig, workdir, "emergence.png")
 
 
-def _plot_scaling(
-    workdir, params_W, loss_W, fit_n, n_window, steps, loss_SW, fit_s, s_window, gamma
-):
+def _plot_scaling(workdir, params_W, loss_W, fit_n, n_window, steps, loss_SW, fit_s, s_window,
+                  gamma):  # fmt: skip
     fig, axes = plots.new_figure(2, 1)
     axes = axes.ravel()
+    for w in range(loss_SW.shape[1] - 1):  # the narrower widths' L(S), for context
+        axes[1].plot(steps[1:], loss_SW[1:, w], color="0.8", lw=0.7)
     for ax, x, y, fit, window, theory, name in (
         (axes[0], params_W, loss_W, fit_n, n_window, gamma, "parameters N"),
         (axes[1], steps[1:], loss_SW[1:, -1], fit_s, s_window, gamma / (1 + gamma), "step S"),
     ):
-        if name == "step S":
-            for w in range(loss_SW.shape[1] - 1):
-                ax.plot(steps[1:], loss_SW[1:, w], color="0.8", lw=0.7)
         ax.plot(x, y, "o-", ms=3, color="C0", label="measured (seed mean)")
         ax.axvspan(*window, color="C0", alpha=0.08, label="fit window")
         inside = (x >= window[0]) & (x <= window[1])
         if np.isfinite(fit["alpha"]) and inside.any():
-            xs = x[inside]
-            ax.plot(
-                xs,
-                fit["prefactor"] * xs ** -fit["alpha"],
-                "--",
-                color="C1",
-                label=f"fit: {fit['alpha']:.3f} [{fit['lo']:.3f}, {fit['hi']:.3f}]",
-            )
+            xs, a = x[inside], fit["alpha"]
+            label = f"fit: {a:.3f} [{fit['lo']:.3f}, {fit['hi']:.3f}]"
+            ax.plot(xs, fit["prefactor"] * xs**-a, "--", color="C1", label=label)
             mid = np.exp(np.mean(np.log(xs)))
-            y_mid = fit["prefactor"] * mid ** -fit["alpha"]
-            ax.plot(
-                xs,
-                y_mid * (xs / mid) ** -theory,
-                ":",
-                color="C3",
-                label=f"theory slope {theory:.3f}",
-            )
+            y_mid = fit["prefactor"] * mid**-a
+            ax.plot(xs, y_mid * (xs / mid) ** -theory, ":", color="C3",
+                    label=f"theory slope {theory:.3f}")  # fmt: skip
         ax.set(xscale="log", yscale="log", xlabel=name, ylabel="mean test loss (bits)")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
         ax.legend(fontsize=7)
