@@ -19,6 +19,7 @@ QUICK = os.environ.get("JAXLAB_QUICK") == "1"
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+import numpy as np
 
 from jaxlab import launch, quanta
 from jaxlab.experiments import RUNNERS
@@ -98,3 +99,13 @@ print("plots in", workdir, results["plots"])
 #
 # The `sparse_parity` experiment trains the paper's toy task and fits the same exponents with
 # `quanta.fit_power_law`: `jaxlab run configs/sparse_parity.py:quick --workdir runs/sparse_parity`.
+# With finitely many subtasks K the tail is ∝ n^-γ − K^-γ, so L(N) steepens as the learned count
+# n nears K: `quanta.parity_sweep.finite_k_alpha` turns learned counts into the predicted slope
+# (the experiment feeds it the counts it measures).
+
+# %%
+params = np.geomspace(1e3, 1e5, 12)
+learned = np.round(params / 1e3).astype(int)  # n ∝ N: 1 ... 100 subtasks learned
+for num_tasks in (120, 500, 10**6):
+    alpha = quanta.parity_sweep.finite_k_alpha(params, learned, num_tasks, 1.4, (1e3, 1e5))
+    print(f"K = {num_tasks:>7}: predicted α_N = {alpha:.3f} (γ = 0.4)")

@@ -299,3 +299,57 @@ def test_fit_power_law_float32_and_vmap():
     fits = jax.vmap(lambda y: quanta.fit_power_law(x, y))(y_S)
     assert fits.exponent.dtype == jnp.float32
     np.testing.assert_allclose(fits.exponent, [-0.5, -0.25], rtol=1e-5)
+
+
+def test_sweep_data_laws_steps_are_data_law_at_s_times_b():
+    data = jnp.geomspace(1e2, 1e6, 7)
+    laws = quanta.sweep.data_laws(0.4, data, batch=16, tau=10.0, a=0.0, b=1.0)
+    np.testing.assert_array_equal(laws.loss_steps, laws.loss_data_at_steps)
+    np.testing.assert_allclose(laws.steps * 16, data, **TOL["float64"])
+    want = [quanta.loss_of_data(float(d), 0.4, 10.0, 0.0, 1.0) for d in data]
+    np.testing.assert_allclose(laws.loss_steps, want, **TOL["float64"])
+
+
+def test_sweep_fit_exponents_recovers_planted_power_laws(key):
+    """Exact power laws with planted exponents come back from every fit (with the floor a)."""
+    gamma, a, taus = 0.4, 0.1, (5.0, 10.0)
+    num_params = np.geomspace(1.0, 1e5, 30)
+    data = np.geomspace(10.0, 1e8, 40)
+    planted = dict(n=0.37, nk=0.45, d=(0.21, 0.29), p=(0.22, 0.3))
+    law = lambda x, alpha: a + 2.0 * x**-alpha
+    loss_data = np.stack([law(data, x) for x in planted["d"]], -1)
+    poisson = np.stack([law(data, x) for x in planted["p"]], -1)[..., None].repeat(3, -1)
+    ex = quanta.sweep.fit_exponents(
+        gamma, num_params, law(num_params, planted["n"]), law(num_params, planted["nk"]),
+        data, loss_data, poisson, law(data, planted["d"][1]), taus=taus, tau_ref=1, a=a,
+        params_window=(10.0, 1e4), quanta_window=(2.0, 100.0), batch=8, num_bootstrap=50,
+        key=key,
+    )  # fmt: skip
+    close = functools.partial(np.testing.assert_allclose, rtol=1e-8)
+    close(ex.alpha_N, planted["n"])
+    close(ex.alpha_N_finite, planted["nk"])
+    close(ex.alpha_D_U, planted["d"])
+    close(ex.alpha_D_poisson_U, planted["p"])
+    close(ex.alpha_S, planted["d"][1])
+    # exact data: every bootstrap resample gives the same slope
+    close(ex.poisson_lo_U, planted["p"])
+    close(ex.poisson_hi_U, planted["p"])
+    for u, tau in enumerate(taus):
+        lo, hi = (float(quanta.data_for_quanta(n, gamma, tau)) for n in (2.0, 100.0))
+        close([ex.window_lo_U[u], ex.window_hi_U[u]], [lo, hi])
+        assert int(ex.points_U[u]) == np.sum((data >= lo) & (data <= hi))
+
+
+def test_sweep_increasing():
+    assert quanta.sweep.increasing([0.1, 0.2, 0.5])
+    assert not quanta.sweep.increasing([0.1, 0.1, 0.5])
+    assert not quanta.sweep.increasing([0.3, 0.2])
+
+
+def test_gpu_config_loads():
+    """The :gpu variant is only loaded here (it is sized for one H100)."""
+    from jaxlab import launch
+
+    c = launch.load_config("quanta_theory:gpu")
+    assert c.data.num_seeds > launch.load_config("quanta_theory:quick").data.num_seeds
+    assert 0.4 in c.model.gammas and c.known_disagreements == ()

@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 from numerics import tol
 
-from jaxlab.quanta import parity_mlp
+from jaxlab.quanta import parity_mlp, parity_sweep
 from jaxlab.quanta import sparse_parity as sp
 
 TINY = sp.TaskConfig(n_tasks=6, n=8, k=2, alpha_code=1.4)
@@ -315,3 +316,68 @@ def test_full_config_shapes_trace(key):
     loss, m = jax.eval_shape(jax.vmap(program), jax.random.split(key, 2))
     assert loss.shape == (2, 500, 3)
     assert m["task_loss"].shape == (2, 3, 500) and m["loss"].shape == (2, 3)
+
+
+def test_eval_steps_and_width_groups():
+    assert parity_sweep.eval_steps(1000, 100, 500, 0) == [500, 1000]
+    got = parity_sweep.eval_steps(10_000, 500, 5_000, 5)
+    assert got[0] == 500 and got[-1] == 10_000 and 5_000 in got
+    assert all(s % 500 == 0 for s in got) and got == sorted(set(got))
+    assert parity_sweep.group_widths((8, 2, 4), 2) == [[2, 4], [8]]
+    assert parity_sweep.group_widths((8, 2, 4), 0) == [[2, 4, 8]]
+
+
+def test_finite_k_tail_is_the_explicit_zipf_sum():
+    n_tasks, alpha_code = 30, 1.4
+    p = np.arange(1, n_tasks + 1, dtype=np.float64) ** -alpha_code
+    p /= p.sum()
+    learned = np.array([0, 1, 5, 29, 30])
+    want = [p[n:].sum() for n in learned]
+    got = parity_sweep.finite_k_tail(learned, n_tasks, alpha_code)
+    np.testing.assert_allclose(got, want, **tol("float64"))
+
+
+def test_finite_k_alpha_matches_hurwitz_reference_and_steepens():
+    """Learned counts n ∝ N: the finite-K slope equals a polyfit of the Hurwitz form of the
+    finite tail, (ζ(s, n+1) − ζ(s, K+1)) / (ζ(s) − ζ(s, K+1)), and exceeds γ more as K nears n."""
+    gamma = 0.4
+    params = np.geomspace(1e3, 1e5, 12)
+    learned = np.round(params / 1e3).astype(int)  # 1 ... 100 learned
+    window = (params[0], params[-1])
+    for k in (150, 10**6):
+        s, rest = gamma + 1, scipy.special.zeta(gamma + 1, k + 1)
+        tail = (scipy.special.zeta(s, learned + 1) - rest) / (scipy.special.zeta(s) - rest)
+        ref = -np.polyfit(np.log(params), np.log(tail), 1)[0]
+        got = parity_sweep.finite_k_alpha(params, learned, k, gamma + 1, window)
+        np.testing.assert_allclose(got, ref, rtol=1e-8)
+    small = parity_sweep.finite_k_alpha(params, learned, 150, gamma + 1, window)
+    large = parity_sweep.finite_k_alpha(params, learned, 10**6, gamma + 1, window)
+    assert small > large + 0.1  # K = 150 near n = 100: much steeper
+
+
+def test_transition_decades_brute_force():
+    steps = np.array([0, 100, 200, 400, 800, 1600])
+    loss = np.array(
+        [[1.0, 1.0, 1.0], [0.95, 0.5, 1.0], [0.5, 0.05, 1.0], [0.2, 0.0, 0.95],
+         [0.05, 0.0, 0.6], [0.0, 0.0, 0.5]]
+    )  # fmt: skip
+    got = parity_sweep.transition_decades(loss, steps, 0.9, 0.1)
+    # subtask 0: below 0.9 at 200, below 0.1 at 800; subtask 1: 100 -> 200; 2: never below 0.1
+    np.testing.assert_allclose(got[:2], [np.log10(4.0), np.log10(2.0)], **tol("float64"))
+    assert np.isnan(got[2])
+    per_seed = parity_sweep.transition_decades(np.stack([loss, loss], 1), steps, 0.9, 0.1)
+    assert per_seed.shape == (2, 3)
+    np.testing.assert_array_equal(per_seed[1], got)
+
+
+def test_gpu_config_loads_at_the_papers_shape():
+    """The :gpu variant is only loaded here (it is sized for one H100)."""
+    from jaxlab import config_args, launch
+
+    c = launch.load_config("sparse_parity:gpu")
+    task = config_args.to_dataclass(sp.TaskConfig, c.task)
+    sweep = config_args.to_dataclass(parity_sweep.WidthSweep, c.sweep)
+    config_args.to_dataclass(parity_mlp.TrainConfig, c.train)
+    assert (task.n_tasks, task.n, task.k, task.alpha_code) == (500, 100, 3, 1.4)
+    assert len(sweep.widths) == 30 and 0 < sweep.num_steps <= 200_000
+    assert c.known_disagreements == ()

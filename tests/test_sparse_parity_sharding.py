@@ -16,9 +16,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from numerics import tol
 
-from jaxlab import sharding
-from jaxlab.experiments import sparse_parity as runner
+from jaxlab import config_args, sharding
 from jaxlab.quanta import parity_mlp
+from jaxlab.quanta import parity_sweep as runner
 from jaxlab.quanta import sparse_parity as sp
 
 CONFIG_FILE = pathlib.Path(__file__).parents[1] / "configs" / "sparse_parity.py"
@@ -31,8 +31,8 @@ def _config(num_seeds, data_size=-1):
     c = module.get_config("quick")
     c.task.update(n_tasks=6, n=8, k=2)
     c.train.update(batch_size=64, lr=1e-2, data_size=data_size)
-    c.update(num_seeds=num_seeds, widths=(2, 4), num_steps=20, log_every=10, eval_every=10)
-    c.update(test_points=120, test_points_per_task=10)
+    c.sweep.update(num_seeds=num_seeds, widths=(2, 4), num_steps=20, log_every=10, eval_every=10)
+    c.sweep.update(test_points=120, test_points_per_task=10)
     return c
 
 
@@ -55,8 +55,11 @@ def runs(tmp_path_factory):
     task, train = _tiny(c)
     out = {}
     for n in (1, 4):
-        groups = runner.make_groups(c, task, train, sharding.data_mesh(n))
-        out[n] = groups, runner.train_all(c, groups, tmp_path_factory.mktemp(f"devices{n}"))
+        sweep = config_args.to_dataclass(runner.WidthSweep, c.sweep)
+        groups = runner.make_groups(
+            sweep, task, train, sharding.data_mesh(n), key=jax.random.key(c.seed)
+        )
+        out[n] = groups, runner.train_all(sweep, groups)
     return out
 
 

@@ -5,9 +5,12 @@ Modules, by concept:
 * ``theory``: Zipf-used quanta, the exact-tail losses L(N), L(D), L(S), the Poisson form,
   :func:`fit_power_law` with bootstrap intervals.
 * ``grid``: :func:`simulate_grid`, a whole (γ, N, D, S) grid vmapped into one program.
+* ``sweep``: per-γ derived laws and fitted exponents α_N, α_D, α_S of a simulated γ sweep.
 * ``sparse_parity``: the multitask sparse-parity task, its data on device, exact test sets,
   emergence metrics.
 * ``parity_mlp``: one-hidden-layer MLPs for it and their width-batched AdamW training.
+* ``parity_sweep``: a width sweep of those MLPs (packed groups trained in lockstep, seeds over
+  devices) and its quanta-model metrics (finite-K slope, abruptness of emergence).
 
 Example::
 
@@ -17,7 +20,7 @@ Example::
 References: Michaud et al. (2023), arXiv:2303.13506; Su, kexue.fm/archives/9607.
 """
 
-from jaxlab.quanta import grid, parity_mlp, sparse_parity, theory
+from jaxlab.quanta import grid, parity_mlp, parity_sweep, sparse_parity, sweep, theory
 from jaxlab.quanta.grid import (
     QuantaGrid,
     simulate_grid,
@@ -47,8 +50,10 @@ from jaxlab.quanta.theory import (
 __all__ = [
     "theory",
     "grid",
+    "sweep",
     "sparse_parity",
     "parity_mlp",
+    "parity_sweep",
     "NATS_PER_BIT",
     "to_bits",
     "zipf_probs",

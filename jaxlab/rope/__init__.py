@@ -8,6 +8,8 @@ Modules, by concept:
 * ``rotate``: :func:`apply_rope`, the rotation of query/key feature pairs.
 * ``rerope``: ReRoPE (clipped relative positions) logits, training form and KV-cache decode.
 * ``digits``: base-β and mixed-radix digits of a position (the number-system reading).
+* ``evaluation``: repeated-text windows, frequency multipliers, bootstrap intervals over
+  evaluation windows and the "≈ within a margin" verdict (Su's extrapolation protocol).
 
 Example::
 
@@ -19,7 +21,7 @@ Example::
 References: Su (2023), kexue.fm/archives/9675, /9706, /9708; Su et al. (2021) arXiv:2104.09864.
 """
 
-from jaxlab.rope import digits, rerope, rotate, scaling
+from jaxlab.rope import digits, evaluation, rerope, rotate, scaling
 from jaxlab.rope.digits import (
     beta_digits,
     mixed_radix_digits,
@@ -47,6 +49,7 @@ __all__ = [
     "rotate",
     "rerope",
     "digits",
+    "evaluation",
     "KINDS",
     "DYNAMIC_KINDS",
     "RopeScaling",
