@@ -142,24 +142,14 @@ def _fit(x, y, window, num_bootstrap, key):
     )
 
 
-def pad_seed_keys(seed_keys: jax.Array, mesh: jax.sharding.Mesh) -> jax.Array:
-    """Repeats the first seeds' keys up to a multiple of the mesh's ``data`` size.
-
-    Explicit padding (not an error), so any seed count runs on any mesh: the repeated seeds are
-    valid inputs whose results the caller drops, and the real seeds keep their keys.
-    """
-    n = len(seed_keys)
-    return seed_keys[np.arange(sharding.pad_to_multiple(n, mesh)) % n]
-
-
 def make_groups(config, task, train, mesh: jax.sharding.Mesh) -> list[WidthGroup]:
     """Sets up every width group with ``config.num_seeds`` seeds split over ``mesh``.
 
-    The seeds are padded to a multiple of the mesh's ``data`` size by :func:`pad_seed_keys`;
-    :func:`train_all` drops the padding.
+    The seeds are padded to a multiple of the mesh's ``data`` size by
+    ``sharding.pad_population`` (seeds repeated); :func:`train_all` drops the padding.
     """
     seed_keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
-    seed_keys = pad_seed_keys(seed_keys, mesh)
+    seed_keys, _ = sharding.pad_population(seed_keys, mesh, what="number of seeds")
     return [
         WidthGroup(config, task, train, ws, seed_keys, mesh)
         for ws in _group_widths(config.widths, config.width_group_size)
