@@ -59,7 +59,7 @@ def parse_value(text: str, current, *, name: str):
     bool: ``1/true/yes/on`` or ``0/false/no/off`` (any case); int: decimal with at most
     :data:`MAX_INT_DIGITS` digits (``_`` separators allowed); float: finite numbers only; str:
     as is; tuple/list (and None): a Python literal, a list field keeps its type and refuses a
-    scalar.
+    scalar, except that a tuple of strings (e.g. file names) takes one bare string as ``(text,)``.
 
     Args:
       text: The value as typed.
@@ -104,16 +104,21 @@ def parse_value(text: str, current, *, name: str):
         return text
     if len(text) > 100_000:
         raise ConfigArgError(f"{name}: value is {len(text)} characters long (at most 100000)")
+    strings = isinstance(current, tuple | list) and all(isinstance(v, str) for v in current)
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         if current is None:
             return text
+        if strings:  # a tuple of strings (file names) given one bare string
+            return type(current)((text,))
         kind = type(current).__name__
         raise ConfigArgError(f"{name}: expected a {kind} literal, got {shorten(text)}") from None
     if current is not None and not isinstance(value, type(current)):
         if isinstance(current, tuple | list) and isinstance(value, tuple | list):
             return type(current)(value)
+        if strings and isinstance(value, str):
+            return type(current)((value,))
         kind = type(current).__name__
         raise ConfigArgError(f"{name}: expected a {kind}, got {shorten(text)}")
     return value
