@@ -95,6 +95,11 @@ def load_config(spec: str, overrides: list[str] | None = None) -> ml_collections
     return config
 
 
+# Fields that must be positive / non-negative wherever they appear (validate_config).
+POSITIVE = ("learning_rate", "lr", "grad_clip", "batch_size", "batch", "seq_len", "length")
+NON_NEGATIVE = ("weight_decay", "warmup_steps", "log_every", "eval_every", "checkpoint_every")
+
+
 def _walk(node, prefix=""):
     for k, v in node.items():
         if isinstance(v, ml_collections.ConfigDict):
@@ -108,7 +113,8 @@ def validate_config(config: ml_collections.ConfigDict, choices: dict | None = No
 
     Generic rules by field name: ``seed`` in [0, 2^63); ``steps``, ``num_steps`` and
     ``*_steps`` (but ``warmup_steps`` >= 0) at least 1; ``num_devices`` in [0, devices
-    available]; every path in a ``files`` field an existing file. ``choices`` maps dotted keys of
+    available]; :data:`POSITIVE` fields > 0 and :data:`NON_NEGATIVE` ones >= 0; every path in a
+    ``files`` field an existing file. ``choices`` maps dotted keys of
     enum-like fields to their allowed values (a tuple field: each item).
 
     Raises:
@@ -132,6 +138,10 @@ def validate_config(config: ml_collections.ConfigDict, choices: dict | None = No
                     f"{key}: expected 0 (all) to {jax.device_count()} (devices available), "
                     f"got {value}"
                 )
+        if leaf in POSITIVE and isinstance(value, int | float) and not value > 0:
+            raise UsageError(f"{key}: expected a number > 0, got {value}")
+        if leaf in NON_NEGATIVE and isinstance(value, int | float) and not value >= 0:
+            raise UsageError(f"{key}: expected a number >= 0, got {value}")
         if leaf == "files" and isinstance(value, tuple | list):
             for f in value:
                 if not isinstance(f, str) or not pathlib.Path(f).is_file():
@@ -208,10 +218,15 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict):
         raise UsageError(f"workdir {workdir} has an unreadable config.json") from None
     differs = _diff_keys(stored, resolved)
     if differs:
-        state = "finished" if results_file.exists() else "unfinished"
+        finished = results_file.exists()
+        started = (workdir / "ckpt").exists() or bool(metrics.read_metrics(workdir))
+        if not finished and not started:  # a run that failed before training owns nothing
+            return None
+        state = "finished" if finished else "unfinished"
         shown = ", ".join(differs[:5]) + (" ..." if len(differs) > 5 else "")
         raise UsageError(
-            f"workdir {workdir} holds a {state} run of a different config (differs in {shown})"
+            f"workdir {workdir} holds a {state} run of a different config (differs in {shown});"
+            " rerun with its config to resume, or choose another --workdir"
         )
     if results_file.exists():
         return json.loads(results_file.read_text())

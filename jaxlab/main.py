@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"jaxlab: error: {e}", file=sys.stderr)
         code = 2
+    except FloatingPointError as e:  # the NaN guard: the run stopped, no results.json
+        print(f"jaxlab: error: {e}; the run stopped without results.json", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print("jaxlab: interrupted (checkpointed runs resume on the next run)", file=sys.stderr)
         code = 130

@@ -80,6 +80,8 @@ def test_workdir_with_other_config_is_refused(tmp_path, capsys, finished):
     (tmp_path / "config.json").write_text(json.dumps({"config": resolved}))
     if finished:
         (tmp_path / "results.json").write_text("{}")
+    else:  # it started training (a run that failed before owns nothing, see below)
+        (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 3.0}\n')
     assert main(["run", "lm_baseline:quick", "--workdir", str(tmp_path)]) == 2
     line = _err_line(capsys)
     state = "finished" if finished else "unfinished"
@@ -139,6 +141,10 @@ BAD_VALUES = [  # issue 17 §2 and §3.10: value errors at the config boundary, 
     (["run", "deer_convergence:quick", "--config.first_k=5"], "expected a tuple"),
     (["run", "deer_train:quick,quick=maybe"], "expected true/false"),
     (["run", "--distributed", "lm_baseline:quick"], "--distributed: "),
+    (["run", "lm_baseline:quick", "--config.train.grad_clip=-1"], "grad_clip: expected a number >"),
+    (["run", "lm_baseline:quick", "--config.train.grad_clip=0"], "grad_clip: expected a number >"),
+    (["run", "lm_baseline:quick", "--config.train.learning_rate=-1"], "expected a number > 0"),
+    (["run", "lm_baseline:quick", "--config.train.weight_decay=-0.1"], "expected a number >= 0"),
     (["reproduce", "--only", ""], "--only: expected one or more experiment names"),
     (["reproduce", "--only", ","], "--only: expected one or more experiment names"),
     (["abc", "1e5000"], "more than 4300 digits"),
@@ -240,3 +246,44 @@ def test_reproduce_replaces_its_own_stale_run(fake_experiment, capsys):
     assert json.loads((workdir / "config.json").read_text())["config"]["value"] == 1
     assert (workdir / "results.json").is_file() and (workdir / launch.REPRODUCE_MARK).is_file()
     capsys.readouterr()
+
+
+def test_failed_run_before_training_does_not_own_its_workdir(fake_experiment, capsys):
+    """A config.json left by a run that never trained is no reason to refuse the corrected run."""
+    workdir = fake_experiment / "run"
+    _stale_run(workdir)
+    assert main(["run", "fake", "--workdir", str(workdir)]) == 0
+    assert json.loads((workdir / "config.json").read_text())["config"]["value"] == 1
+    # Once a run has logged metrics, a different config is refused, with how to continue.
+    (workdir / "results.json").unlink()
+    stored = json.loads((workdir / "config.json").read_text())
+    stored["config"]["value"] = 2
+    (workdir / "config.json").write_text(json.dumps(stored))
+    capsys.readouterr()
+    assert main(["run", "fake", "--workdir", str(workdir)]) == 2
+    assert "choose another --workdir" in _err_line(capsys)
+
+
+def test_truncated_metrics_line_is_skipped_on_resume(tmp_path, capsys):
+    from jaxlab import metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')
+    writer = metrics.MetricsWriter(tmp_path, resume_step=2)
+    writer.write(3, loss=1.0)
+    assert [r["step"] for r in metrics.read_metrics(tmp_path)] == [1, 2, 3]
+    assert "skipped 1 damaged line" in capsys.readouterr().err
+
+
+def test_nan_guard_is_one_line(fake_experiment, monkeypatch, capsys):
+    from jaxlab import metrics
+    from jaxlab.experiments import RUNNERS
+
+    def diverging(config, workdir):
+        metrics.check_finite(7, {"loss": float("nan")}, metrics.MetricsWriter(workdir))
+
+    monkeypatch.setitem(RUNNERS, "fake", diverging)
+    workdir = fake_experiment / "nan"
+    assert main(["run", "fake", "--workdir", str(workdir)]) == 1
+    assert "non-finite loss at step 7" in _err_line(capsys)
+    assert not (workdir / "results.json").exists()

@@ -39,9 +39,8 @@ NOTES = [
 
 
 def _holds(name, ok, expected, source=POST, measured=None):
-    return report.holds(
-        name, ok, source=source, expected=expected, measured=ok if measured is None else measured
-    )
+    measured = bool(ok) if measured is None else measured
+    return report.holds(name, bool(ok), source=source, expected=expected, measured=measured)
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
@@ -89,8 +88,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         _holds("⌈2√N⌉ ≤ S* ≤ U(N) and p* ≤ U(N)", b["in_bounds"], "for every N"),
         _holds("S* − ⌈2√N⌉ + 1 ≤ integer-rule iterations ≤ bound-based", b["iterations_ok"],
                "for every N"),
-        report.within(f"max bound-based iterations, N ≤ {n_max}", b["max_bound_iterations"],
-                      tol.max_bound_iterations, abs=0, source=DERIVED),
+        report.within(f"max bound-based iterations, N ≤ {n_max}",
+                      float(b["max_bound_iterations"]), float(tol.max_bound_iterations), abs=0.0,
+                      source=DERIVED),
         report.within(f"bound-based iterations / N^(1/4) → 2, mean of {it.ratio_window} N from"
                       f" {it.ratio_points[0]:g} (the post: 2.07)",
                       survey.mean_ratio(it.ratio_points[0], it.ratio_window), 2.0,
@@ -125,7 +125,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         _holds(f"random N up to 1e{max(rnd.large_exponents)}: Algorithm B == C, bounds hold",
                large_ok, "agree"),
         report.at_most(f"max (p* − 2√N) / N^(1/4), {rnd.num_overshoot} log-uniform N in"
-                       " [1e8, 1e16]", r["overshoot_max"], tol.overshoot_random, source=DERIVED),
+                       " [1e8, 1e16]", float(r["overshoot_max"]), float(tol.overshoot_random),
+                       source=DERIVED),
         report.reported("integer-rule iterations ~ N^k over the random large N: k [95% CI]",
                         f"{slope:.3f} [{s_lo:.3f}, {s_hi:.3f}] ({len(large)} N)",
                         source="measured here", expected="~1/6 (our note, not the post's)",

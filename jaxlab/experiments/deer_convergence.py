@@ -103,8 +103,8 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
         claims.append(
             report.at_most(
                 "Newton sweeps at scale <= 1.0 (largest per-cell median over draws)",
-                max(low),
-                tol.newton_median_max,
+                float(max(low)),
+                float(tol.newton_median_max),
                 source=f"{PAPER} (slides: typically < 20 iterations)",
             )
         )
@@ -128,8 +128,8 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
         report.at_most(
             "every mode exact: max abs error vs lax.scan (float64; Newton at tol, linear modes at"
             f" tol {cfg.exact_tol_linear:g})",
-            max_err,
-            tol.exact_error,
+            float(max_err),
+            float(tol.exact_error),
             source=POST,
         )
     )
@@ -149,8 +149,8 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
     claims.append(
         report.at_most(
             f"first k states exact after k sweeps, k in {tuple(config.first_k)}",
-            first_k_err,
-            tol.first_k_error,
+            float(first_k_err),
+            float(tol.first_k_error),
             source=POST,
         )
     )
@@ -163,7 +163,7 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
         claims.append(
             report.at_most(
                 "GRU float32, Newton, default tolerances: max abs error",
-                max(gru_rows[0][2::2]),
+                float(max(gru_rows[0][2::2])),
                 tol.gru_error,
                 source=PAPER,
             )
@@ -180,7 +180,7 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
                     report.holds(
                         f"{mode} sweeps at n={cell[0]}, T={cell[1]}, scale={cell[2]}: the post's"
                         f" draw within the range of {cfg.num_seeds} draws",
-                        lo <= post[mode] <= hi,
+                        bool(lo <= post[mode] <= hi),
                         source=POST,
                         expected=str(post[mode]),
                         measured=f"median {np.median(st.iterations):g} [{lo}, {hi}]",

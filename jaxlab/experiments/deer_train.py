@@ -84,7 +84,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         ),
         report.holds(
             "loss falls",
-            deer_l[-1] < deer_l[0],
+            bool(deer_l[-1] < deer_l[0]),
             source="the task",
             expected="last < first",
             measured=f"{deer_l[0]:.4g} -> {deer_l[-1]:.4g}",
@@ -92,7 +92,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         ),
         report.reported(
             "training speed-up, BPTT step time / DEER step time",
-            times["bptt"] / max(times["deer"], 1e-9),
+            float(times["bptt"] / max(times["deer"], 1e-9)),
             source=f"{PAPER} abstract",
             expected="> 10x on GPU",
             why="reported (CPU run)" if jax.default_backend() == "cpu" else "reported",
