@@ -104,9 +104,10 @@ def simulate_grid_sharded(
     leading axis of that reshape keeps its sharding: with D sharded instead, XLA replicated the
     sampler on every device (checked in the compiled HLO on 4 CPU devices), with γ sharded each
     device samples its own γ rows. γ is padded to a multiple of the device count by
-    ``sharding.pad_population`` (rows repeated), and the padding is sliced off: the keys are split from
-    one key over the (γ, D, seed) grid in row-major order (threefry partitionable), so the
-    first G rows are bit-identical to an unpadded, unsharded run. Without padding the outputs
+    ``sharding.pad_population`` (rows repeated), and the padding is sliced off: the keys are
+    split from one key over the (γ, D, seed) grid in row-major order (threefry
+    partitionable), so the first G rows are bit-identical to an unpadded, unsharded run.
+    Without padding the outputs
     are NamedShardings with γ over ``data``.
     """
     data_GD = jnp.broadcast_to(data_GD, (len(gammas), np.shape(data_GD)[-1]))
