@@ -107,8 +107,7 @@ def simulate_grid_sharded(
     ``sharding.pad_population`` (rows repeated), and the padding is sliced off: the keys are
     split from one key over the (γ, D, seed) grid in row-major order (threefry
     partitionable), so the first G rows are bit-identical to an unpadded, unsharded run.
-    Without padding the outputs
-    are NamedShardings with γ over ``data``.
+    Without padding the outputs are NamedShardings with γ over ``data``.
     """
     data_GD = jnp.broadcast_to(data_GD, (len(gammas), np.shape(data_GD)[-1]))
     (gammas, data_GD), unpad = sharding.pad_population((gammas, data_GD), mesh, what="number of γ")
