@@ -87,7 +87,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     gru_rows = []
     for mode in gg.modes:
         st = pop.solve_population(pop.make_solve("gru", mode, scan_method=scan), *gru_P, mesh)
-        gru_rows.append([mode, *(v for i in range(len(gg.scales)) for v in (st[0][i], st[2][i]))])
+        gru_rows.append(
+            [mode, *(v for i in range(len(gg.scales)) for v in (int(st[0][i]), float(st[2][i])))]
+        )
         writer.write(line + len(gru_rows), cell="gru", mode=mode, iterations=st[0], error=st[2])
     progress.update(len(cfg.cells) + 1)
     return _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh, workdir)
