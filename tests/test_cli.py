@@ -229,6 +229,7 @@ def _stale_run(workdir):
 def test_reproduce_never_deletes_a_folder_it_did_not_create(fake_experiment, capsys):
     workdir = fake_experiment / "quick" / "fake"
     _stale_run(workdir)
+    (workdir / "metrics.jsonl").write_text('{"step": 1, "value": 2}\n')  # it trained
     (workdir / "my_notes.txt").write_text("the user's own notes")
     assert main(["reproduce", "--only", "fake", "--out", str(fake_experiment)]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -241,6 +242,7 @@ def test_reproduce_never_deletes_a_folder_it_did_not_create(fake_experiment, cap
 def test_reproduce_replaces_its_own_stale_run(fake_experiment, capsys):
     workdir = fake_experiment / "quick" / "fake"
     _stale_run(workdir)
+    (workdir / "metrics.jsonl").write_text('{"step": 1, "value": 2}\n')
     (workdir / launch.REPRODUCE_MARK).write_text("")
     assert main(["reproduce", "--only", "fake", "--out", str(fake_experiment)]) == 0
     assert json.loads((workdir / "config.json").read_text())["config"]["value"] == 1
