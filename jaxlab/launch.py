@@ -7,7 +7,9 @@ and marks the run as finished. A workdir holding a finished run of another confi
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import importlib.util
 import json
 import pathlib
@@ -233,13 +235,41 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict):
     return None
 
 
+@contextlib.contextmanager
+def _workdir_lock(workdir: pathlib.Path):
+    """Holds an exclusive lock on ``workdir/.lock``: two runs never share one workdir."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        handle = open(workdir / ".lock", "a")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise UsageError(f"workdir {workdir} is not writable: {e.strerror or e}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(
+                f"workdir {workdir} is in use by another run (wait for it, or choose another"
+                " --workdir)"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs ``RUNNERS[config.experiment]`` in ``workdir`` following the run protocol.
 
     A finished run of the same config is not repeated: its stored results are returned.
-    An unfinished one is resumed (runners with checkpoints pick up ``workdir/ckpt``).
+    An unfinished one is resumed (runners with checkpoints pick up ``workdir/ckpt``). The
+    workdir is locked for the whole run (a concurrent run into it is refused).
     """
     workdir = pathlib.Path(workdir)
+    with _workdir_lock(workdir):
+        return _run_locked(config, workdir)
+
+
+def _run_locked(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     resolved = config_to_json(config)
     stored = _check_workdir(workdir, resolved)
     if stored is not None:

@@ -289,3 +289,16 @@ def test_nan_guard_is_one_line(fake_experiment, monkeypatch, capsys):
     assert main(["run", "fake", "--workdir", str(workdir)]) == 1
     assert "non-finite loss at step 7" in _err_line(capsys)
     assert not (workdir / "results.json").exists()
+
+
+def test_concurrent_run_into_one_workdir_is_refused(fake_experiment, capsys):
+    import fcntl
+
+    workdir = fake_experiment / "busy"
+    workdir.mkdir(parents=True)
+    with open(workdir / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the workdir
+        assert main(["run", "fake", "--workdir", str(workdir)]) == 2
+        assert "in use by another run" in _err_line(capsys)
+    assert main(["run", "fake", "--workdir", str(workdir)]) == 0  # released: runs
+    assert (workdir / "results.json").is_file()
