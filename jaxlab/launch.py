@@ -216,8 +216,13 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict):
         return None
     try:
         stored = json.loads(config_file.read_text())["config"]
-    except (ValueError, KeyError):
-        raise UsageError(f"workdir {workdir} has an unreadable config.json") from None
+        if not isinstance(stored, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, OSError):
+        raise UsageError(
+            f"workdir {workdir} has an unreadable config.json (not a jaxlab run?); choose"
+            " another --workdir"
+        ) from None
     differs = _diff_keys(stored, resolved)
     if differs:
         finished = results_file.exists()
@@ -231,7 +236,15 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict):
             " rerun with its config to resume, or choose another --workdir"
         )
     if results_file.exists():
-        return json.loads(results_file.read_text())
+        try:
+            results = json.loads(results_file.read_text())
+            if not isinstance(results, dict):
+                raise TypeError
+        except (ValueError, TypeError, OSError):
+            raise UsageError(
+                f"workdir {workdir} has a damaged results.json; delete it to run again"
+            ) from None
+        return results
     return None
 
 
@@ -368,7 +381,12 @@ def reproduce(mode: str, only: list[str] | None, out: str | pathlib.Path) -> int
             "tuned away.",
         ]
     )
-    path = report.write_report(out / "REPORT.md", sections, header)
+    try:
+        path = report.write_report(out / "REPORT.md", sections, header)
+    except OSError as e:
+        raise UsageError(
+            f"cannot write {out / 'REPORT.md'}: {e.strerror or e} (the runs are kept in {out})"
+        ) from None
     print(f"[reproduce] wrote {path}", file=sys.stderr)
     if failed:
         print(f"[reproduce] FAILED: {', '.join(failed)}", file=sys.stderr)

@@ -302,3 +302,23 @@ def test_concurrent_run_into_one_workdir_is_refused(fake_experiment, capsys):
         assert "in use by another run" in _err_line(capsys)
     assert main(["run", "fake", "--workdir", str(workdir)]) == 0  # released: runs
     assert (workdir / "results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "name, text, fragment",
+    [
+        ("config.json", "[1, 2]", "unreadable config.json"),
+        ("config.json", '{"config": 3}', "unreadable config.json"),
+        ("config.json", "{trunc", "unreadable config.json"),
+        ("results.json", "{trunc", "damaged results.json"),
+    ],
+)
+def test_damaged_run_files_are_one_line(fake_experiment, capsys, name, text, fragment):
+    workdir = fake_experiment / "damaged"
+    workdir.mkdir(parents=True)
+    if name == "results.json":  # a finished run of this very config, its results garbled
+        assert main(["run", "fake", "--workdir", str(workdir)]) == 0
+        capsys.readouterr()
+    (workdir / name).write_text(text)
+    assert main(["run", "fake", "--workdir", str(workdir)]) == 2
+    assert fragment in _err_line(capsys)
