@@ -91,8 +91,9 @@ def shard_population(x, mesh: jax.sharding.Mesh, axis: int = 0, what: str = "pop
     """Places ``x`` (array-like) with axis ``axis`` split evenly over the ``data`` axis of ``mesh``.
 
     No silent padding: raises ``ValueError`` naming the size and the device count when the axis
-    does not divide; callers that want padding call :func:`pad_to_multiple` themselves and slice
-    the result back. Integer dtypes are kept (int64 under ``jax.enable_x64(True)``).
+    does not divide; callers that want padding use :func:`pad_population` (the one padding
+    scheme), which also returns the function that slices the result back. Integer dtypes are
+    kept (int64 under ``jax.enable_x64(True)``).
 
     Examples:
       >>> mesh = data_mesh()
