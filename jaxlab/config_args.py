@@ -1,12 +1,26 @@
-"""Parsing of config-file arguments: ``configs/x.py:quick,seed=3`` (STYLE 2.2).
+"""The one CLI layer's parsing: ``file.py:ARG`` arguments, ``--config.KEY=VALUE`` values, argparse.
 
-The part after the colon is a comma-separated list of ``name`` (boolean flag set to True) or
-``name=value`` items. Values are typed by the default given to :func:`parse_arg`.
+``configs/x.py:quick,seed=3`` (STYLE 2.2): the part after the colon is a comma-separated list of
+``name`` (boolean flag set to True) or ``name=value`` items, typed by the defaults given to
+:func:`parse_arg`. ``--config.a.b=value`` overrides are typed by the field's current value. Both go
+through :func:`parse_value`, so they accept the same spellings (``on``/``off`` included) and
+refuse the same bad input with one-line :class:`UsageError` messages. :class:`ArgumentParser` is
+the one argparse parser of ``jaxlab`` and its tool subcommands.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
+import dataclasses
+import math
+
 import ml_collections
+
+# Python refuses int <-> str conversions past this many digits (sys.get_int_max_str_digits()).
+MAX_INT_DIGITS = 4300
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 class UsageError(ValueError):
@@ -21,29 +35,93 @@ class ConfigArgError(UsageError):
     """Raised for a malformed or unknown config argument."""
 
 
-def _convert(name: str, text: str, default):
-    if isinstance(default, bool):
-        low = text.lower()
-        if low in ("1", "true", "yes", "on"):
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing usage and exiting.
+
+    Sub-programs (``prog`` other than ``jaxlab``, e.g. ``jaxlab tokenizer encode``) prefix the
+    message with their name so the one error line says where it came from.
+    """
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("jaxlab").strip()
+        raise UsageError(f"{where}: {message}" if where else message)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters (error lines stay one short line)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 5]}...' ({len(text)} characters)"
+
+
+def parse_value(text: str, current, *, name: str):
+    """Parses ``text`` into the type of ``current`` (the field's default or present value).
+
+    bool: ``1/true/yes/on`` or ``0/false/no/off`` (any case); int: decimal with at most
+    :data:`MAX_INT_DIGITS` digits (``_`` separators allowed); float: finite numbers only; str:
+    as is; tuple/list (and None): a Python literal, a list field keeps its type and refuses a
+    scalar, except that a tuple of strings (e.g. file names) takes one bare string as ``(text,)``.
+
+    Args:
+      text: The value as typed.
+      current: A value of the expected type.
+      name: How the error names the setting, e.g. ``"--config.train.num_steps"``.
+
+    Raises:
+      ConfigArgError: one line naming ``name``, what was expected and (shortened) what was given.
+
+    Examples:
+      >>> parse_value("off", True, name="x"), parse_value("1_000", 0, name="x")
+      (False, 1000)
+    """
+    text = text.strip()
+    if isinstance(current, bool):
+        if text.lower() in TRUE_WORDS:
             return True
-        if low in ("0", "false", "no", "off"):
+        if text.lower() in FALSE_WORDS:
             return False
-        raise ConfigArgError(f"config argument {name!r}: expected a boolean, got {text!r}")
-    if isinstance(default, int):
+        raise ConfigArgError(
+            f"{name}: expected true/false (or on/off, yes/no, 1/0), got {shorten(text)}"
+        )
+    if isinstance(current, int):
+        digits = text.lstrip("+-").replace("_", "")
+        if len(digits) > MAX_INT_DIGITS:
+            raise ConfigArgError(
+                f"{name}: integer has {len(digits)} digits (at most {MAX_INT_DIGITS})"
+            )
         try:
             return int(text)
         except ValueError:
-            raise ConfigArgError(
-                f"config argument {name!r}: expected an integer, got {text!r}"
-            ) from None
-    if isinstance(default, float):
+            raise ConfigArgError(f"{name}: expected an integer, got {shorten(text)}") from None
+    if isinstance(current, float):
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
-            raise ConfigArgError(
-                f"config argument {name!r}: expected a number, got {text!r}"
-            ) from None
-    return text
+            raise ConfigArgError(f"{name}: expected a number, got {shorten(text)}") from None
+        if not math.isfinite(value):
+            raise ConfigArgError(f"{name}: expected a finite number, got {shorten(text)}")
+        return value
+    if isinstance(current, str):
+        return text
+    if len(text) > 100_000:
+        raise ConfigArgError(f"{name}: value is {len(text)} characters long (at most 100000)")
+    strings = isinstance(current, tuple | list) and all(isinstance(v, str) for v in current)
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if current is None:
+            return text
+        if strings:  # a tuple of strings (file names) given one bare string
+            return type(current)((text,))
+        kind = type(current).__name__
+        raise ConfigArgError(f"{name}: expected a {kind} literal, got {shorten(text)}") from None
+    if current is not None and not isinstance(value, type(current)):
+        if isinstance(current, tuple | list) and isinstance(value, tuple | list):
+            return type(current)(value)
+        if strings and isinstance(value, str):
+            return type(current)((value,))
+        kind = type(current).__name__
+        raise ConfigArgError(f"{name}: expected a {kind}, got {shorten(text)}")
+    return value
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -78,7 +156,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
                 raise ConfigArgError(f"config argument {name!r} needs a value: {name}=...")
             out[name] = True
         else:
-            out[name] = _convert(name, value.strip(), defaults[name])
+            out[name] = parse_value(value, defaults[name], name=f"config argument {name!r}")
     return ml_collections.ConfigDict(out)
 
 
@@ -110,8 +188,6 @@ def to_dataclass(cls, section, **extra):
       >>> to_dataclass(Opts, {"widths": [4, 8]})
       Opts(widths=(4, 8), lr=0.001)
     """
-    import dataclasses
-
     items = dict(section.to_dict() if hasattr(section, "to_dict") else (section or {}))
     items.update(extra)
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -11,24 +11,18 @@ Every usage error is one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
-from jaxlab.config_args import UsageError
+from jaxlab.config_args import ArgumentParser, UsageError
 
 # Tool subcommands: module with cli(argv) -> int. Plain dict so call sites are greppable.
 TOOLS = {"abc": "jaxlab.ab_plus_c.cli", "tokenizer": "jaxlab.tokenizer.cli"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="jaxlab", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="jaxlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     sub.add_parser("list", help="list registered experiments")
     run = sub.add_parser("run", help="run one experiment config")
     run.add_argument("config", help="configs/NAME.py[:ARG] or NAME[:ARG]")
@@ -60,7 +54,14 @@ def _main(argv: list[str]) -> int:
     if getattr(args, "distributed", False):
         import jax
 
-        jax.distributed.initialize()  # only on request (STYLE 2.8); process 0 writes files
+        try:  # only on request (STYLE 2.8); process 0 writes files
+            jax.distributed.initialize()
+        except (ValueError, RuntimeError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UsageError(
+                f"--distributed: {msg} (run under a cluster JAX detects, e.g. SLURM, or set "
+                "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID)"
+            ) from None
     if overrides and args.command != "run":
         raise UsageError("--config.KEY=VALUE overrides only apply to `jaxlab run`")
     if args.command == "list":
@@ -70,14 +71,13 @@ def _main(argv: list[str]) -> int:
             print(f"{name:22s} {describe(name)}")
         return 0
     if args.command == "run":
-        config = launch.load_config(args.config)
-        launch.apply_overrides(config, overrides)
+        config = launch.load_config(args.config, overrides)
         default = "runs/" + args.config.replace(".py", "").split("/")[-1].replace(":", "-")
         results = launch.run_experiment(config, args.workdir or default)
         for c in results.get("claims", []):
             print(f"{report.verdict(c['agree']):>12s}  {c['name']}: measured {c['measured']}")
         return 0
-    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     return launch.reproduce(args.mode or "quick", only, args.out)
 
 
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"jaxlab: error: {e}", file=sys.stderr)
         code = 2
+    except FloatingPointError as e:  # the NaN guard: the run stopped, no results.json
+        print(f"jaxlab: error: {e}; the run stopped without results.json", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print("jaxlab: interrupted (checkpointed runs resume on the next run)", file=sys.stderr)
         code = 130

@@ -41,12 +41,8 @@ class MetricsWriter:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [r for r in _records(self.path) if r.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self.last: dict | None = None
 
     def write(self, step: int, **values) -> dict:
@@ -58,12 +54,32 @@ class MetricsWriter:
         return record
 
 
+def _records(path: pathlib.Path) -> list[dict]:
+    """The JSON-object lines of ``path``; damaged lines (a truncated last line left by a kill or
+    a full disk) are skipped with one warning line on stderr."""
+    records, bad = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    if bad:
+        print(f"jaxlab: warning: skipped {bad} damaged line(s) of {path}", file=sys.stderr)
+    return records
+
+
 def read_metrics(workdir: str | pathlib.Path) -> list[dict]:
-    """Reads ``workdir/metrics.jsonl`` back as a list of dicts."""
+    """Reads ``workdir/metrics.jsonl`` back as a list of dicts (damaged lines skipped)."""
     path = pathlib.Path(workdir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _records(path)
 
 
 class Progress:

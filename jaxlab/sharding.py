@@ -91,8 +91,9 @@ def shard_population(x, mesh: jax.sharding.Mesh, axis: int = 0, what: str = "pop
     """Places ``x`` (array-like) with axis ``axis`` split evenly over the ``data`` axis of ``mesh``.
 
     No silent padding: raises ``ValueError`` naming the size and the device count when the axis
-    does not divide; callers that want padding call :func:`pad_to_multiple` themselves and slice
-    the result back. Integer dtypes are kept (int64 under ``jax.enable_x64(True)``).
+    does not divide; callers that want padding use :func:`pad_population` (the one padding
+    scheme), which also returns the function that slices the result back. Integer dtypes are
+    kept (int64 under ``jax.enable_x64(True)``).
 
     Examples:
       >>> mesh = data_mesh()
@@ -110,3 +111,50 @@ def pad_to_multiple(n: int, mesh: jax.sharding.Mesh) -> int:
     """The smallest multiple of the mesh's ``data`` size that is >= ``n`` (explicit padding)."""
     d = mesh.shape[DATA_AXIS]
     return -(-n // d) * d
+
+
+def pad_population(tree, mesh: jax.sharding.Mesh, *, what: str = "population"):
+    """Pads a population to a multiple of the device count and splits it over ``data``.
+
+    The one padding scheme of jaxlab (STYLE 2.8): every leaf of ``tree`` (arrays, NumPy arrays or
+    typed PRNG key arrays) has the same leading size n, one independent member per row. Rows are
+    repeated cyclically (padded row i is row ``i mod n``), so padding rows are valid inputs, the
+    real rows keep their values (and keys), and on a mesh whose size divides n nothing is added.
+    Feed the result to ``jax.jit(jax.vmap(fn), out_shardings=batch_sharding(mesh))`` and apply
+    ``unpad`` to its outputs.
+
+    Args:
+      tree: A pytree of arrays with a common leading axis of size n >= 1.
+      mesh: A mesh with a ``data`` axis.
+      what: Names the population in error messages.
+
+    Returns:
+      ``(padded, unpad)``: ``padded`` is ``tree`` with leading size ``pad_to_multiple(n, mesh)``,
+      each leaf placed with axis 0 over ``data``; ``unpad(outputs)`` keeps the first n rows of
+      every leaf of ``outputs`` (a no-op when nothing was padded).
+
+    Raises:
+      ValueError: leaves of different leading sizes, a scalar leaf, or an empty population.
+
+    Examples:
+      >>> mesh = data_mesh()
+      >>> padded, unpad = pad_population(np.arange(3.0), mesh)
+      >>> padded.shape[0] % mesh.size, unpad(padded).tolist()
+      (0, [0.0, 1.0, 2.0])
+    """
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(tree)}
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(f"{what}: every leaf needs the same leading axis, got sizes {sizes}")
+    n = sizes.pop()
+    if n < 1:
+        raise ValueError(f"{what}: expected at least one member, got {n}")
+    size = pad_to_multiple(n, mesh)
+    rows = np.arange(size) % n
+
+    def place(x):
+        return shard_population(x if size == n else x[rows], mesh, what=f"{what} (padded)")
+
+    def unpad(outputs):
+        return outputs if size == n else jax.tree.map(lambda x: x[:n], outputs)
+
+    return jax.tree.map(place, tree), unpad

@@ -99,20 +99,19 @@ def init_state(model_cfg: LMConfig, train_cfg: TrainConfig, key: jax.Array, mesh
     return graphdef, state, abstract_state
 
 
-def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
-    """The jitted step ``(state, batch_BL1) -> (state, stats)``; donates ``state``."""
-    loss_fn = LOSSES[train_cfg.loss]
+def make_step(graphdef, objective: Callable, mesh):
+    """A jitted optimiser step ``(state, batch) -> (state, stats)`` for any model (donates state).
+
+    ``state`` is ``nnx.state((model, optimizer))`` of ``graphdef`` (replicated on ``mesh``);
+    ``objective(model, batch) -> scalar loss``; every leaf of the pytree ``batch`` is constrained
+    to have its leading (batch) axis over ``data``. ``stats`` holds ``loss`` and ``grad_norm``.
+    """
     batch_sharding = sharding.batch_sharding(mesh)
 
-    def step(state, batch_BL1):
-        batch_BL1 = jax.lax.with_sharding_constraint(batch_BL1, batch_sharding)
+    def step(state, batch):
+        batch = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, batch_sharding), batch)
         model, optimizer = nnx.merge(graphdef, state)
-        inputs_BL, targets_BL = batch_BL1[:, :-1], batch_BL1[:, 1:]
-
-        def objective(m):
-            return loss_fn(m, m(inputs_BL), targets_BL)
-
-        loss, grads = nnx.value_and_grad(objective)(model)
+        loss, grads = nnx.value_and_grad(lambda m: objective(m, batch))(model)
         # optax's bias correction mixes Python floats and int32 step counts; under the strict
         # promotion the tests use, that needs the standard rules.
         with jax.numpy_dtype_promotion("standard"):
@@ -134,6 +133,16 @@ def run_identity(model_cfg: LMConfig, train_cfg: TrainConfig, seed: int) -> str:
     """A short hash of everything that determines a training run (stored with checkpoints)."""
     text = repr((model_cfg, train_cfg, int(seed)))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
+    """The LM's jitted step ``(state, batch_BL1) -> (state, stats)``; donates ``state``."""
+    loss_fn = LOSSES[train_cfg.loss]
+
+    def objective(model, batch_BL1):
+        return loss_fn(model, model(batch_BL1[:, :-1]), batch_BL1[:, 1:])
+
+    return make_step(graphdef, objective, mesh)
 
 
 @functools.partial(jax.jit, static_argnums=0)

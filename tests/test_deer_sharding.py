@@ -1,5 +1,6 @@
-"""Data-parallel DEER on 4 simulated CPU devices: sharded vmapped solves and the deer_train step
-equal their unsharded versions (STYLE 2.8)."""
+"""Data-parallel DEER on 4 simulated CPU devices: sharded vmapped solves, populations of problems
+(``deer.population``) and the running-mean training step (``train.make_step`` with
+``deer.task``) equal their unsharded versions (STYLE 2.8)."""
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +11,9 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from numerics import solver_tol, tol
 
-from jaxlab import deer, launch, sharding
-from jaxlab.deer import cells
+from jaxlab import deer, launch, sharding, train
+from jaxlab.deer import cells, population, task
 from jaxlab.deer.layer import ParallelRNNConfig
-from jaxlab.experiments import deer_convergence, deer_train
 
 B, T, N = 8, 64, 4
 ATOL = 1e-5  # DEER step tolerance (float32), rtol 0
@@ -57,54 +57,73 @@ def test_sharded_vmapped_deer_equals_unsharded(key):
 
 
 def test_solve_population_equals_single_solves(key):
-    """deer_convergence.solve_population: per-problem params, 6 problems padded to 8."""
+    """population.solve_population: per-problem params, 6 problems padded to 8 on 4 devices."""
     size = 6
     keys = jax.random.split(key, size)
     problems = [_gru_batch(k, batch=1, scale=0.5 + 0.3 * i) for i, k in enumerate(keys)]
     params_P = jax.tree.map(lambda *a: jnp.stack(a), *[p for p, _ in problems])
     xs_P = jnp.concatenate([x for _, x in problems])
-    value, its = deer_convergence.solve_population(
-        lambda p, x: _solve(x, p), params_P, xs_P, sharding.data_mesh(4)
-    )
-    assert value.shape == (size, T, N) and its.shape == (size,)
+    solve = population.make_solve("gru", "newton", tol=ATOL)
+    stats = population.solve_population(solve, params_P, xs_P, sharding.data_mesh(4))
+    assert all(v.shape == (size,) for v in stats)
     single = jax.jit(_solve)
     for i, (params, xs) in enumerate(problems):
         ref_value, ref_its = single(xs[0], params)
-        assert int(its[i]) == int(ref_its)
-        np.testing.assert_allclose(np.asarray(value[i]), np.asarray(ref_value), **tol(jnp.float32))
-    assert len(set(np.asarray(its).tolist())) > 1  # rows with different sweep counts
+        assert int(stats.iterations[i]) == int(ref_its)
+        y0 = jnp.zeros((N,), jnp.float32)
+        seq = deer.sequential(cells.gru, y0, xs[0], params)
+        want = float(jnp.max(jnp.abs(ref_value - seq)))
+        np.testing.assert_allclose(stats.error[i], want, **solver_tol(ATOL))
+        assert stats.error[i] <= 10 * ATOL
+    assert len(set(stats.iterations.tolist())) > 1  # rows with different sweep counts
+    assert stats.converged.all() and not stats.hit_limit.any()
 
 
-def _train_losses(mesh, mode, x, y, steps=2):
+def test_spectral_radius_is_the_eigenvalue_modulus(key):
+    params, _ = population.draw_population("tanh", 5, 3, 1.0, 4, dtype=jnp.float32, key=key)
+    radius = population.spectral_radius("tanh", params)
+    want = [max(abs(np.linalg.eigvals(np.asarray(w, np.float64)))) for w in params.W]
+    np.testing.assert_allclose(radius, want, **tol("float64"))
+
+
+def _train_losses(mesh, mode, batch, steps=2):
     cfg = ParallelRNNConfig(cell="gru", in_features=1, hidden=N, mode=mode)
-    model = deer_train.Regressor(cfg, rngs=nnx.Rngs(0))
+    model = task.Regressor(cfg, rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     state = sharding.replicate(state, mesh)
-    step = deer_train.make_train_step(graphdef, mesh)
-    x, y = sharding.shard_batch((x, y), mesh)
+    objective = lambda m, b: task.mse(m, b, per_example=mesh.size > 1)  # noqa: E731
+    step = train.make_step(graphdef, objective, mesh)
+    batch = sharding.shard_batch(batch, mesh)
     losses = []
     for _ in range(steps):
-        state, loss = step(state, x, y)
-        assert loss.sharding.is_fully_replicated
-        losses.append(float(loss))
+        state, stats = step(state, batch)
+        assert stats["loss"].sharding.is_fully_replicated
+        losses.append(float(stats["loss"]))
     return np.array(losses)
 
 
 @pytest.mark.parametrize("mode", ["newton", "sequential"])
 def test_train_step_sharded_equals_unsharded(key, mode):
     """Same losses over two Adam steps (so the sharded gradient is checked too)."""
-    x, y = deer_train._batch(key, B, T)
-    one = _train_losses(sharding.data_mesh(1), mode, x, y)
-    four = _train_losses(sharding.data_mesh(4), mode, x, y)
+    batch = task.running_mean_batch(B, T, key=key)
+    one = _train_losses(sharding.data_mesh(1), mode, batch)
+    four = _train_losses(sharding.data_mesh(4), mode, batch)
     assert one[1] != one[0]  # the step changed the parameters
     np.testing.assert_allclose(four, one, **tol(jnp.float32))
 
 
+def test_running_mean_targets(key):
+    x_BTM, y_BT = task.running_mean_batch(3, 7, key=key)
+    x = np.asarray(x_BTM[..., 0], np.float64)
+    want = np.cumsum(x, axis=1) / np.arange(1, 8)
+    np.testing.assert_allclose(np.asarray(y_BT), want, **tol("float32"))
+
+
 def test_train_uneven_batch_fails_loudly(tmp_path):
     """No silent padding of a training batch: the run stops before training."""
-    config = launch.load_config("configs/deer_train.py:quick")
-    config.num_devices = 4
-    config.data.batch = 6
+    config = launch.load_config(
+        "configs/deer_train.py:quick", ["--config.num_devices=4", "--config.data.batch=6"]
+    )
     with pytest.raises(ValueError, match=r"data\.batch 6 is not divisible by the 4 devices"):
-        deer_train.run(config, tmp_path)
+        launch.run_experiment(config, tmp_path)

@@ -30,7 +30,12 @@ def test_quick_config_runs_end_to_end(name, tmp_path):
     assert results["claims"], f"{name} checks no claim"
     for c in results["claims"]:
         assert set(c) == {"name", "source", "expected", "measured", "tolerance", "agree"}
-        assert c["agree"] in (True, False, None)
+    # No quick claim disagrees unless the config lists it, with a reason, as known-disagreeing.
+    known = dict(config.known_disagreements)
+    assert all(isinstance(r, str) and r.strip() for r in known.values()), known
+    disagree = [c["name"] for c in results["claims"] if c["agree"] is False]
+    unlisted = [n for n in disagree if n not in known]
+    assert not unlisted, f"{name}: claims disagree but are not in known_disagreements: {unlisted}"
 
 
 def _fake_runner(config, workdir):

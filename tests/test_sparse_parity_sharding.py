@@ -1,100 +1,96 @@
-"""Data-parallel seeds of the sparse-parity runner on the 4 simulated CPU devices of conftest.py.
+"""Data-parallel seeds of sparse-parity training on the 4 simulated CPU devices of conftest.py.
 
-The seed axis of the vmapped training (states, subtasks, test sets, data keys, metrics) is split
-over ``data``: the sharded run equals the one-device run, every per-seed array is sharded over
-the 4 devices, and a seed count that does not divide them is padded by repeating seeds whose
-results are dropped.
+The seed axis of vmapped training (states, subtasks, test sets, data keys, metrics) is a
+population: ``sharding.pad_population`` pads 3 seeds to 4 by repeating seeds, every per-seed array
+is sharded over the 4 devices, the sharded run equals the one-device run, and the padding is
+dropped (the real seeds keep their keys and results).
 """
 
-import importlib.util
-import pathlib
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 from numerics import tol
 
-from jaxlab import config_args, sharding
+from jaxlab import sharding
 from jaxlab.quanta import parity_mlp
-from jaxlab.quanta import parity_sweep as runner
 from jaxlab.quanta import sparse_parity as sp
 
-CONFIG_FILE = pathlib.Path(__file__).parents[1] / "configs" / "sparse_parity.py"
-
-
-def _config(num_seeds, data_size=-1):
-    spec = importlib.util.spec_from_file_location("sparse_parity_config", CONFIG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config("quick")
-    c.task.update(n_tasks=6, n=8, k=2)
-    c.train.update(batch_size=64, lr=1e-2, data_size=data_size)
-    c.sweep.update(num_seeds=num_seeds, widths=(2, 4), num_steps=20, log_every=10, eval_every=10)
-    c.sweep.update(test_points=120, test_points_per_task=10)
-    return c
-
-
-def _tiny(c):
-    return sp.TaskConfig(**c.task), parity_mlp.TrainConfig(**c.train)
+TASK = sp.TaskConfig(n_tasks=6, n=8, k=2, alpha_code=1.4)
+TRAIN = parity_mlp.TrainConfig(batch_size=64, lr=1e-2)
+WIDTHS = (2, 4)
+NUM_SEEDS = 3
 
 
 def _assert_seeds_on_data(tree, mesh):
     for x in jax.tree.leaves(tree):
         assert isinstance(x.sharding, NamedSharding)
-        assert x.sharding.spec == P("data")
+        assert x.sharding.spec[0] == "data" and all(s is None for s in x.sharding.spec[1:])
         assert len(x.sharding.device_set) == mesh.size == 4
         assert x.addressable_shards[0].data.shape[0] == x.shape[0] // 4
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """3 seeds (padded to 4 on 4 devices) and a fixed training set, on 1 and on 4 devices."""
-    c = _config(num_seeds=3, data_size=256)
-    task, train = _tiny(c)
-    out = {}
-    for n in (1, 4):
-        sweep = config_args.to_dataclass(runner.WidthSweep, c.sweep)
-        groups = runner.make_groups(
-            sweep, task, train, sharding.data_mesh(n), key=jax.random.key(c.seed)
+def _train(mesh, steps=20):
+    """Sets up and trains every seed (vmapped, seeds over ``data``); returns padded outputs."""
+    logits = sp.task_logits(TASK.n_tasks, TASK.alpha_code)
+    widths_W = jnp.asarray(WIDTHS, jnp.int32)
+
+    def setup(key):
+        k_sub, k_init, k_test, k_data = jax.random.split(key, 4)
+        subtasks = sp.make_subtasks(TASK.n_tasks, TASK.n, TASK.k, key=k_sub)
+        states = jax.vmap(
+            lambda w: parity_mlp.init_state(
+                TASK, TRAIN, w, max(WIDTHS), key=jax.random.fold_in(k_init, w)
+            )
+        )(widths_W)
+        return states, subtasks, sp.make_test_set(subtasks, TASK, 120, 10, key=k_test), k_data
+
+    def train(states, subtasks, test, key):
+        states, loss = parity_mlp.train_widths(
+            states, subtasks, logits, 0, widths=WIDTHS, num_steps=steps, task=TASK,
+            config=TRAIN, key=key,
+        )  # fmt: skip
+        evals = jax.lax.map(
+            lambda pw: parity_mlp.evaluate(pw[0], pw[1], test), (states.params, widths_W)
         )
-        out[n] = groups, runner.train_all(sweep, groups)
-    return out
+        return loss, evals
+
+    keys = jax.random.split(jax.random.key(0), NUM_SEEDS)
+    padded, unpad = sharding.pad_population(keys, mesh, what="number of seeds")
+    seeds = sharding.batch_sharding(mesh)
+    setup_out = jax.jit(jax.vmap(setup), out_shardings=seeds)(padded)
+    out = jax.jit(jax.vmap(train), out_shardings=seeds)(*setup_out)
+    return padded, setup_out, out, unpad
 
 
-def test_pad_seed_keys_repeats_first_seeds():
+@pytest.fixture(scope="module")
+def runs():
+    return {n: _train(sharding.data_mesh(n)) for n in (1, 4)}
+
+
+def test_seed_axis_padded_and_sharded_over_data(runs):
     mesh = sharding.data_mesh()
-    keys = jax.random.split(jax.random.key(0), 5)
-    data = np.asarray(jax.random.key_data(runner.pad_seed_keys(keys, mesh)))
-    assert data.shape[0] == 8
-    np.testing.assert_array_equal(data[:5], np.asarray(jax.random.key_data(keys)))
-    np.testing.assert_array_equal(data[5:], data[:3])
-    one = np.asarray(jax.random.key_data(runner.pad_seed_keys(keys, sharding.data_mesh(1))))
-    np.testing.assert_array_equal(one, data[:5])  # one device: no padding
-
-
-def test_seed_axis_sharded_over_data(runs):
-    mesh = sharding.data_mesh()
-    (g,), _ = runs[4]
-    assert len(jax.tree.leaves(g.states)) > 0 and g.dataset is not None
-    for tree in (g.states, g.subtasks, g.test, g.dataset, g.key, g.m0, g.evaluate()):
+    padded, setup_out, out, _ = runs[4]
+    keys = np.asarray(jax.random.key_data(padded))
+    assert keys.shape[0] == 4  # 3 seeds padded to the 4 devices
+    np.testing.assert_array_equal(keys[3], keys[0])  # the padding repeats a real seed
+    for tree in (padded, setup_out, out):
         _assert_seeds_on_data(tree, mesh)
-    _assert_seeds_on_data(g.step(0), mesh)  # (padded seeds, W) train losses
-    (g1,), _ = runs[1]
-    assert len(jax.tree.leaves(g1.states)[0].sharding.device_set) == 1
+    assert len(jax.tree.leaves(runs[1][2])[0].sharding.device_set) == 1
 
 
 def test_sharded_equals_unsharded_and_padding_dropped(runs):
-    steps1, widths1, m1 = runs[1][1]
-    steps4, widths4, m4 = runs[4][1]
-    np.testing.assert_array_equal(steps4, steps1)
-    np.testing.assert_array_equal(widths4, widths1)
-    assert m4.keys() == m1.keys()
-    for k in m1:
-        assert m4[k].shape == m1[k].shape and m4[k].shape[:3] == (3, 3, 2), k  # (S, seeds, W)
-        np.testing.assert_allclose(m4[k], m1[k], **tol("float32"), err_msg=k)
+    loss1, evals1 = runs[1][3](runs[1][2])
+    loss4, evals4 = runs[4][3](runs[4][2])
+    assert loss1.shape == loss4.shape == (NUM_SEEDS, 20, len(WIDTHS))
+    np.testing.assert_allclose(np.asarray(loss4), np.asarray(loss1), **tol("float32"))
+    for k in evals1:
+        assert evals4[k].shape[:2] == (NUM_SEEDS, len(WIDTHS)), k
+        np.testing.assert_allclose(
+            np.asarray(evals4[k]), np.asarray(evals1[k]), **tol("float32"), err_msg=k
+        )
     # Training moved the loss, and the 3 real seeds differ (no seed reported twice).
-    loss = m4["loss"]
-    assert (loss[-1] < loss[0]).mean() > 0.5
-    assert len({tuple(r) for r in loss[-1].round(6).tolist()}) == 3
+    final = np.asarray(loss4)[:, -1]
+    assert (final < np.asarray(loss4)[:, 0]).mean() > 0.5
+    assert len({tuple(r) for r in final.round(6).tolist()}) == NUM_SEEDS

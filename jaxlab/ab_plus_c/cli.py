@@ -1,37 +1,46 @@
 """``jaxlab abc N [N ...]``: print the exact minimiser of a + b + c with N = ab + c for each N."""
 
-import argparse
 import decimal
 
 from jaxlab.ab_plus_c import exact
-from jaxlab.config_args import UsageError
+from jaxlab.config_args import ArgumentParser as _Parser
+from jaxlab.config_args import UsageError, shorten
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
+# N is printed in decimal, and Python converts at most 4300 digits (sys.get_int_max_str_digits()).
+MAX_N_DIGITS = 4300
 
 
 def parse_n(text: str) -> int:
     """Parses a non-negative integer: ``130``, ``1_000_000`` or an integral ``1e40`` (exactly).
 
+    N has at most :data:`MAX_N_DIGITS` decimal digits; a longer one is refused before it is built
+    (``1e1000000000`` fails at once).
+
     Raises:
-      UsageError: for anything that is not a non-negative integer.
+      UsageError: for anything that is not a non-negative integer of at most MAX_N_DIGITS digits.
     """
+    bad = f"N: expected a non-negative integer, got {shorten(text)}"
+    plain = text.strip().lstrip("+").replace("_", "")
+    if plain.isdigit() and len(plain) > MAX_N_DIGITS:
+        raise UsageError(f"N: {len(plain)} digits, at most {MAX_N_DIGITS}")
     try:
         value = int(text)
     except ValueError:
         try:
             dec = decimal.Decimal(text.replace("_", ""))
         except decimal.InvalidOperation:
-            raise UsageError(f"N: expected a non-negative integer, got {text!r}") from None
-        if not dec.is_finite() or dec != dec.to_integral_value():
-            raise UsageError(f"N: expected a non-negative integer, got {text!r}") from None
+            raise UsageError(bad) from None
+        if not dec.is_finite():
+            raise UsageError(bad) from None
+        if dec.adjusted() >= MAX_N_DIGITS:
+            raise UsageError(f"N: {shorten(text)} has more than {MAX_N_DIGITS} digits") from None
+        if dec != dec.to_integral_value():
+            raise UsageError(bad) from None
         with decimal.localcontext() as ctx:
-            ctx.prec = max(len(text), 28) + abs(dec.as_tuple().exponent)
+            ctx.prec = MAX_N_DIGITS + 30
             value = int(dec)
     if value < 0:
-        raise UsageError(f"N: expected a non-negative integer, got {text!r}")
+        raise UsageError(bad)
     return value
 
 

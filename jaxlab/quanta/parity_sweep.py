@@ -10,7 +10,7 @@ model predicts: the finite-K slope implied by the learned-subtask counts
 
 Data parallel: the seed axis is split over the ``data`` axis of a mesh at every jit boundary
 (setup, training chunk, evaluation). A seed count that does not divide the device count is padded
-by :func:`pad_seed_keys` (repeating the first seeds' keys) and :func:`train_all` drops the
+by :func:`jaxlab.sharding.pad_population` (repeating seeds' keys) and :func:`train_all` drops the
 padding. A seed's numbers depend on the mesh only through float rounding, which training
 amplifies (quick config, 4 vs 1 CPU devices: 3e-3 bit apart after 3 000 steps).
 
@@ -74,12 +74,6 @@ def group_widths(widths, size: int) -> list[list[int]]:
     widths = sorted(widths)
     size = size or len(widths)
     return [widths[i : i + size] for i in range(0, len(widths), size)]
-
-
-def pad_seed_keys(seed_keys: jax.Array, mesh: jax.sharding.Mesh) -> jax.Array:
-    """Repeats the first seeds' keys up to a multiple of the mesh's ``data`` size."""
-    n = len(seed_keys)
-    return seed_keys[np.arange(sharding.pad_to_multiple(n, mesh)) % n]
 
 
 class WidthGroup:
@@ -155,7 +149,9 @@ def make_groups(
     key: PRNGKeyArray,
 ) -> list[WidthGroup]:  # fmt: skip
     """Sets up every width group with ``sweep.num_seeds`` seeds (padded) split over ``mesh``."""
-    seed_keys = pad_seed_keys(jax.random.split(key, sweep.num_seeds), mesh)
+    seed_keys, _ = sharding.pad_population(
+        jax.random.split(key, sweep.num_seeds), mesh, what="number of seeds"
+    )
     return [
         WidthGroup(sweep, task, train, ws, seed_keys, mesh)
         for ws in group_widths(sweep.widths, sweep.width_group_size)
@@ -280,7 +276,6 @@ __all__ = [
     "WidthGroup",
     "eval_steps",
     "group_widths",
-    "pad_seed_keys",
     "make_groups",
     "train_all",
     "fit_exponent",

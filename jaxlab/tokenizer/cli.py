@@ -26,12 +26,8 @@ import pathlib
 import sys
 import tempfile
 
+from jaxlab.config_args import ArgumentParser as _Parser
 from jaxlab.config_args import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one-line usage errors, no argparse exit
-        raise UsageError(f"{self.prog}: {message}")
 
 
 def _read_text(path: str, what: str = "--input") -> list[str]:
