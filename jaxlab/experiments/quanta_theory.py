@@ -51,31 +51,6 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     return _results(config, sim, fits, _plots(config, sim, fits, workdir))
 
 
-def simulate_grid_sharded(
-    mesh: jax.sharding.Mesh, gammas, num_params, data_GD, taus, a, b, *, key, **static
-) -> quanta.QuantaGrid:
-    """``jit(quanta.simulate_grid)`` with the γ axis split over the ``data`` mesh axis.
-
-    Sharded axis: γ (axis 0 of ``gammas``, ``data_GD`` and every output). ``simulate_grid``
-    draws all Poisson counts in one vmap over the flattened (γ, D, seed) grid, and only the
-    leading axis of that reshape keeps its sharding: with D sharded instead, XLA replicated the
-    sampler on every device (checked in the compiled HLO on 4 CPU devices), with γ sharded each
-    device samples its own γ rows. γ is padded to a multiple of the device count by
-    ``sharding.pad_population`` (rows repeated), and the padding is sliced off: the keys are
-    split from one key over the (γ, D, seed) grid in row-major order (threefry
-    partitionable), so the first G rows are bit-identical to an unpadded, unsharded run.
-    Without padding the outputs are NamedShardings with γ over ``data``.
-    """
-    data_GD = jnp.broadcast_to(data_GD, (len(gammas), np.shape(data_GD)[-1]))
-    (gammas, data_GD), unpad = sharding.pad_population((gammas, data_GD), mesh, what="number of γ")
-    sim = jax.jit(
-        quanta.simulate_grid,
-        static_argnames=("num_seeds", "num_quanta_poisson", "dtype"),
-        out_shardings=sharding.batch_sharding(mesh),  # every QuantaGrid field: γ over data
-    )
-    return unpad(sim(gammas, num_params, data_GD, taus, a, b, key=key, **static))
-
-
 def _simulate(config, mesh) -> dict:
     m, p, d = config.model, config.params, config.data
     a, b = m.loss_learned, m.loss_unlearned
@@ -85,7 +60,7 @@ def _simulate(config, mesh) -> dict:
     data_GD = jax.vmap(
         lambda g: jax.vmap(lambda n: quanta.data_for_quanta(n, g, d.tau_ref))(n_targets)
     )(gammas)
-    grid = simulate_grid_sharded(
+    grid = quanta.simulate_grid_sharded(
         mesh, gammas, num_params, data_GD, jnp.asarray(d.taus), a, b,
         num_seeds=d.num_seeds, num_quanta_poisson=d.num_quanta_poisson,
         num_quanta_finite=m.num_quanta_finite, params_per_quantum=m.params_per_quantum,

@@ -24,6 +24,7 @@ from jaxlab.quanta import grid, parity_mlp, parity_sweep, sparse_parity, sweep, 
 from jaxlab.quanta.grid import (
     QuantaGrid,
     simulate_grid,
+    simulate_grid_sharded,
 )
 from jaxlab.quanta.theory import (
     NATS_PER_BIT,
@@ -75,4 +76,5 @@ __all__ = [
     "fit_power_law",
     "QuantaGrid",
     "simulate_grid",
+    "simulate_grid_sharded",
 ]

@@ -12,9 +12,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import zeta
 from jaxtyping import Real
 
+from jaxlab import sharding
 from jaxlab.array_types import Array, ArrayLike, Float
 from jaxlab.quanta.theory import (
     learned_from_data,
@@ -132,3 +134,28 @@ def simulate_grid(
         )
 
     return QuantaGrid(*jax.vmap(per_gamma)(gamma, data_GD, counts_GDSK, p_GK))
+
+
+def simulate_grid_sharded(
+    mesh: jax.sharding.Mesh, gammas, num_params, data_GD, taus, a, b, *, key, **static
+) -> QuantaGrid:
+    """``jit(simulate_grid)`` with the γ axis split over the ``data`` mesh axis.
+
+    Sharded axis: γ (axis 0 of ``gammas``, ``data_GD`` and every output). ``simulate_grid``
+    draws all Poisson counts in one vmap over the flattened (γ, D, seed) grid, and only the
+    leading axis of that reshape keeps its sharding: with D sharded instead, XLA replicated the
+    sampler on every device (checked in the compiled HLO on 4 CPU devices), with γ sharded each
+    device samples its own γ rows. γ is padded to a multiple of the device count by
+    ``sharding.pad_population`` (rows repeated), and the padding is sliced off: the keys are
+    split from one key over the (γ, D, seed) grid in row-major order (threefry
+    partitionable), so the first G rows are bit-identical to an unpadded, unsharded run.
+    Without padding the outputs are NamedShardings with γ over ``data``.
+    """
+    data_GD = jnp.broadcast_to(data_GD, (len(gammas), np.shape(data_GD)[-1]))
+    (gammas, data_GD), unpad = sharding.pad_population((gammas, data_GD), mesh, what="number of γ")
+    sim = jax.jit(
+        simulate_grid,
+        static_argnames=("num_seeds", "num_quanta_poisson", "dtype"),
+        out_shardings=sharding.batch_sharding(mesh),  # every QuantaGrid field: γ over data
+    )
+    return unpad(sim(gammas, num_params, data_GD, taus, a, b, key=key, **static))
