@@ -23,6 +23,7 @@ from flax import nnx
 
 from jaxlab import data, metrics, sharding
 from jaxlab.checkpoint import Checkpoints
+from jaxlab.emo import lm as emo_lm
 from jaxlab.models import LMConfig, TinyLM
 
 
@@ -50,9 +51,11 @@ def cross_entropy(model: TinyLM, logits_BLV: jax.Array, targets_BL: jax.Array) -
     return optax.softmax_cross_entropy_with_integer_labels(logits_BLV, targets_BL).mean()
 
 
-# Pluggable losses: fn(model, logits_BLV, targets_BL) -> scalar nats. The model is passed so a
-# loss can read the LM head's embeddings (EMO).
-LOSSES: dict[str, Callable] = {"cross_entropy": cross_entropy}
+# Pluggable losses: fn(model, logits_BLV, targets_BL) -> scalar nats, or -> (scalar, metrics dict)
+# whose entries are logged. The model is passed so a loss can read the LM head's embeddings (EMO).
+# A loss with ``takes_inputs = True`` gets the input tokens instead of logits and runs the model
+# itself (EMO's fused head loss never builds the logits).
+LOSSES: dict[str, Callable] = {"cross_entropy": cross_entropy, **emo_lm.LOSSES}
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -109,14 +112,18 @@ def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
         inputs_BL, targets_BL = batch_BL1[:, :-1], batch_BL1[:, 1:]
 
         def objective(m):
-            return loss_fn(m, m(inputs_BL), targets_BL)
+            if getattr(loss_fn, "takes_inputs", False):
+                out = loss_fn(m, inputs_BL, targets_BL)
+            else:
+                out = loss_fn(m, m(inputs_BL), targets_BL)
+            return out if isinstance(out, tuple) else (out, {})
 
-        loss, grads = nnx.value_and_grad(objective)(model)
+        (loss, aux), grads = nnx.value_and_grad(objective, has_aux=True)(model)
         # optax's bias correction mixes Python floats and int32 step counts; under the strict
         # promotion the tests use, that needs the standard rules.
         with jax.numpy_dtype_promotion("standard"):
             optimizer.update(model, grads)
-        stats = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        stats = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
         return nnx.state((model, optimizer)), stats
 
     return jax.jit(step, donate_argnums=0)
