@@ -13,8 +13,9 @@ For a soft target the independent coupling γ = p τᵀ gives the upper bound
 (orthonormal ê) EMO = 1 − p_t.
 
 The reference code mixes EMO with cross-entropy (MLE) per token through stop-gradient ratios
-(:func:`mix`); :data:`PRESETS` names its variants. Everything runs in float32 whatever the input
-dtype; the cost embeddings never receive gradients.
+(:func:`mix`); :data:`PRESETS` names its variants. Everything runs in float32 whatever the (lower)
+input dtype (float64 inputs stay float64, for references); the cost embeddings never receive
+gradients.
 
 References: S. Ren, Z. Wu, K. Q. Zhu, "EMO: Earth Mover Distance Optimization for Auto-Regressive
 Language Modeling", arXiv:2310.04691 (ICLR 2024), code github.com/DRSY/EMO; Su Jianlin, "EMO:
@@ -79,6 +80,12 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def _upcast(x: ArrayLike) -> Array:
+    """float32 for every float dtype below it; float64 stays float64 (references, tests)."""
+    x = jnp.asarray(x)
+    return x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)
+
+
 def cost_embedding(w: Float[ArrayLike, "V C"], *, eps: float = 1e-12) -> Float[Array, "V C"]:
     """Row-normalised float32 cost embeddings ê_i = e_i / max(‖e_i‖, eps), without gradient.
 
@@ -91,14 +98,14 @@ def cost_embedding(w: Float[ArrayLike, "V C"], *, eps: float = 1e-12) -> Float[A
     Returns:
       ``stop_gradient(ê)`` in float32.
     """
-    w32 = jnp.asarray(w).astype(jnp.float32)
+    w32 = _upcast(w)
     norm = jnp.sqrt(jnp.sum(w32 * w32, axis=-1, keepdims=True))
-    return jax.lax.stop_gradient(w32 / jnp.maximum(norm, jnp.float32(eps)))
+    return jax.lax.stop_gradient(w32 / jnp.maximum(norm, eps))
 
 
 def transport_cost(cost_emb: Float[ArrayLike, "V C"]) -> Float[Array, "V V"]:
     """The explicit cost matrix C_ij = 1 − ê_i·ê_j (for small V: notebooks and tests only)."""
-    e = jnp.asarray(cost_emb, jnp.float32)
+    e = _upcast(cost_emb)
     return 1.0 - e @ e.T
 
 
@@ -111,7 +118,7 @@ def cross_entropy_from_logits(
     logits: Float[ArrayLike, "*B V"], labels: Integer[ArrayLike, "*B"], *, ignore_index: int = -100
 ) -> Float[Array, "*B"]:
     """Per-token MLE −log p_t = logsumexp(z) − z_t in float32; ignored tokens give 0."""
-    z = jnp.asarray(logits).astype(jnp.float32)
+    z = _upcast(logits)
     labels = jnp.asarray(labels)
     mask = labels != ignore_index
     safe = jnp.where(mask, labels, 0)
@@ -147,9 +154,9 @@ def emo_from_logits(
     References: Ren et al. (2023), arXiv:2310.04691, eq. 6; Su, https://kexue.fm/archives/9797.
     """
     _check_value(value)
-    z = jnp.asarray(logits).astype(jnp.float32)
+    z = _upcast(logits)
     labels = jnp.asarray(labels)
-    e = jax.lax.stop_gradient(jnp.asarray(cost_emb).astype(jnp.float32))
+    e = jax.lax.stop_gradient(_upcast(cost_emb))
     mask = labels != ignore_index
     safe = jnp.where(mask, labels, 0)
     p = jax.nn.softmax(z, axis=-1)
@@ -174,9 +181,9 @@ def emo_soft_target(
 
     References: Ren et al. (2023), arXiv:2310.04691, sec. 3.2.
     """
-    e = jax.lax.stop_gradient(jnp.asarray(cost_emb).astype(jnp.float32))
-    p = jax.nn.softmax(jnp.asarray(logits).astype(jnp.float32), axis=-1)
-    tau = jnp.asarray(target).astype(jnp.float32)
+    e = jax.lax.stop_gradient(_upcast(cost_emb))
+    p = jax.nn.softmax(_upcast(logits), axis=-1)
+    tau = _upcast(target)
     return 1.0 - jnp.sum(
         jnp.einsum("...v,vc->...c", p, e) * jnp.einsum("...v,vc->...c", tau, e), axis=-1
     )
@@ -213,8 +220,8 @@ def mix(
     References: github.com/DRSY/EMO (language_modeling/gpt2.py, emo_patch.py,
     continual_finetuning/emo_llama.py); Ren et al. (2023), arXiv:2310.04691.
     """
-    mle = jnp.asarray(mle).astype(jnp.float32)
-    emo = jnp.asarray(emo).astype(jnp.float32)
+    mle = _upcast(mle)
+    emo = _upcast(emo)
     sg = jax.lax.stop_gradient
     one = jnp.ones_like(mle)
     if mode == "half_ratio":
@@ -224,7 +231,7 @@ def mix(
         w_mle = sg(emo / (mle + eps))
         w_emo = one
     elif mode == "half_ratio_clip":
-        w_emo = 0.5 * jnp.minimum(sg(mle / (emo + eps)), jnp.float32(clip))
+        w_emo = 0.5 * jnp.minimum(sg(mle / (emo + eps)), clip)
         w_mle = 0.5 * one
     else:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -233,9 +240,9 @@ def mix(
 
 def masked_mean(x: Float[ArrayLike, "*B"], mask: ArrayLike) -> Float[Array, ""]:
     """Σ x·mask / (1e-15 + Σ mask), as the reference averages (an all-masked batch gives 0)."""
-    x = jnp.asarray(x).astype(jnp.float32)
-    m = jnp.asarray(mask).astype(jnp.float32)
-    return jnp.sum(x * m) / (jnp.float32(1e-15) + jnp.sum(m))
+    x = _upcast(x)
+    m = jnp.asarray(mask).astype(x.dtype)
+    return jnp.sum(x * m) / (1e-15 + jnp.sum(m))
 
 
 def combine(
@@ -277,5 +284,5 @@ def emo_loss(
 
 def entropy_from_logits(logits: Float[ArrayLike, "*B V"]) -> Float[Array, "*B"]:
     """Next-token entropy −Σ p log p in nats (float32)."""
-    logp = jax.nn.log_softmax(jnp.asarray(logits).astype(jnp.float32), axis=-1)
+    logp = jax.nn.log_softmax(_upcast(logits), axis=-1)
     return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
