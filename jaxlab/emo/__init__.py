@@ -34,6 +34,7 @@ from jaxlab.emo.loss import (
     mix,
     transport_cost,
 )
+from jaxlab.emo.quality import distinct_n, mauve, mauve_from_histograms, repetition_rate, sample
 from jaxlab.emo.reference import reference_losses
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "combine",
     "cost_embedding",
     "cross_entropy_from_logits",
+    "distinct_n",
     "emo_from_logits",
     "emo_loss",
     "emo_soft_target",
@@ -51,7 +53,11 @@ __all__ = [
     "lm_head_loss",
     "lm_head_losses",
     "masked_mean",
+    "mauve",
+    "mauve_from_histograms",
     "mix",
     "reference_losses",
+    "repetition_rate",
+    "sample",
     "transport_cost",
 ]
