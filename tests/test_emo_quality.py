@@ -73,3 +73,10 @@ def test_sampling_is_ancestral_and_causal(key):
 
     got = quality.sample(copy_last, jnp.array([[0, 3], [1, 2]], jnp.int32), 4, key=key)
     np.testing.assert_array_equal(got, [[3, 3, 3, 3], [2, 2, 2, 2]])
+
+
+def test_paired_difference_ci_by_hand():
+    mean, lo, hi = quality.paired_difference_ci([3.0, 5.0, 7.0], [2.0, 3.0, 4.0])
+    half = 4.302652729911275 / np.sqrt(3.0)  # t_{0.975, 2} * std(ddof=1)=1 / sqrt(3)
+    assert mean == 2.0 and abs(lo - (2.0 - half)) < 1e-9 and abs(hi - (2.0 + half)) < 1e-9
+    assert quality.paired_difference_ci([1.0], [0.0])[1] == -np.inf

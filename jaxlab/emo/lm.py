@@ -18,10 +18,12 @@ References: Ren et al. (2023), arXiv:2310.04691; Su, https://kexue.fm/archives/9
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from jaxlab.emo import fused, loss
+from jaxlab.emo import fused, loss, quality
 
 
 class CostEmbedding(nnx.Variable):
@@ -101,3 +103,48 @@ LOSSES = {
     **{f"emo_{name}": make_fused_loss(name) for name in loss.PRESETS},
     "emo_unfused": make_unfused_loss("paper_emo"),
 }
+
+
+def entropy_bits(model: nnx.Module, windows_BL1, *, chunk: int = 16) -> float:
+    """Mean next-token entropy (bits) of ``model`` on the inputs ``windows_BL1[:, :-1]``."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def chunk_sum(state, tokens_BL):
+        logits = nnx.merge(graphdef, state)(tokens_BL)
+        return jnp.sum(loss.entropy_from_logits(logits))
+
+    windows_BL1 = np.asarray(windows_BL1, np.int32)
+    total = sum(
+        float(chunk_sum(state, jnp.asarray(windows_BL1[i : i + chunk, :-1])))
+        for i in range(0, len(windows_BL1), chunk)
+    )
+    return total / (windows_BL1.shape[0] * (windows_BL1.shape[1] - 1)) / np.log(2.0)
+
+
+def continuation_features(model: nnx.Module, tokens_BL, start: int, *, chunk: int = 64):
+    """Features for MAUVE: final hidden states averaged over positions ``>= start`` (NumPy)."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def feats(state, tokens_BL):
+        return hidden_states(nnx.merge(graphdef, state), tokens_BL)[:, start:].mean(1)
+
+    tokens_BL = np.asarray(tokens_BL, np.int32)
+    parts = [
+        np.asarray(feats(state, jnp.asarray(tokens_BL[i : i + chunk])))
+        for i in range(0, len(tokens_BL), chunk)
+    ]
+    return np.concatenate(parts)
+
+
+def sample_continuations(model: nnx.Module, prefix_BP, num_new: int, *, key) -> np.ndarray:
+    """Unbiased ancestral samples of ``num_new`` tokens after each prefix (NumPy int32)."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def run(state, prefix_BP, key):
+        model = nnx.merge(graphdef, state)
+        return quality.sample(model, prefix_BP, num_new, key=key)
+
+    return np.asarray(run(state, jnp.asarray(prefix_BP, jnp.int32), key))

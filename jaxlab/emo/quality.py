@@ -200,3 +200,25 @@ def sample(
         return jax.lax.dynamic_update_index_in_dim(buf, tok.astype(jnp.int32)[:, None], p + t, 1)
 
     return jax.lax.fori_loop(0, num_new, body, buf)[:, p:]
+
+
+def paired_difference_ci(
+    a: ArrayLike, b: ArrayLike, *, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of ``a − b`` over paired runs (seeds) with its Student-t confidence interval.
+
+    Returns:
+      ``(mean, lo, hi)``; with a single pair the interval is infinite (unresolvable).
+    """
+    import scipy.stats
+
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if d.ndim != 1 or d.size < 1:
+        raise ValueError(f"a and b must be 1-D and non-empty, got shape {d.shape}")
+    mean = float(d.mean())
+    if d.size < 2:
+        return mean, -np.inf, np.inf
+    half = float(
+        scipy.stats.t.ppf(0.5 + confidence / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    )
+    return mean, mean - half, mean + half
