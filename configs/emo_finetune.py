@@ -1,6 +1,6 @@
 """EMO vs cross-entropy fine-tuning of a tiny byte LM on a held-out domain (Ren et al. 2023).
 
-  jaxlab run configs/emo_finetune.py:quick --workdir runs/emo_finetune   # ~2-4 min, 2 CPU cores
+  jaxlab run configs/emo_finetune.py:quick --workdir runs/emo_finetune   # ~2.5 CPU-min (2 cores)
   jaxlab run configs/emo_finetune.py:gpu --workdir runs/emo_finetune-gpu # ~1-2 min, one H100
 
 Pre-trains with CE on the standard library's Python source minus ``pydoc_data``, then fine-tunes

@@ -198,14 +198,17 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 
     fig, axes = plots.new_figure(ncols=3)
     axes = axes.ravel()
-    for branch in config.branches:
-        c = curves[(branch, 0)]
+    for i, branch in enumerate(config.branches):
+        c, color = curves[(branch, 0)], f"C{i}"
         st = [r["step"] for r in c]
-        axes[0].plot(st, [r.get("mle", r["loss"]) for r in c], label=branch)
-        if "emo" in c[0]:
-            axes[1].plot(st, [r["emo"] for r in c], label=branch)
-            axes[2].plot(st, [r["weight_mle"] for r in c], label=f"{branch} w_mle")
-            axes[2].plot(st, [r["weight_emo"] for r in c], "--", label=f"{branch} w_emo")
+        axes[0].plot(st, [r.get("mle", r["loss"]) for r in c], color=color, label=branch)
+        if "emo" in c[0]:  # the logged EMO value is the preset's (mode 2: EMO + p_t)
+            axes[1].plot(st, [r["emo"] for r in c], color=color, label=branch)
+            axes[2].plot(st, [r["weight_mle"] for r in c], color=color, label=f"{branch} w_mle")
+            axes[2].plot(
+                st, [r["weight_emo"] for r in c], "--", color=color, label=f"{branch} w_emo"
+            )
+    axes[2].set_yscale("log")
     for ax, title in zip(
         axes, ("MLE component (nats)", "EMO component", "effective weights"), strict=True
     ):
