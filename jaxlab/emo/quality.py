@@ -21,7 +21,7 @@ arXiv:1510.03055; S. Welleck et al., arXiv:1908.04319.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -203,7 +203,7 @@ def sample(
 
 
 def paired_difference_ci(
-    a: ArrayLike, b: ArrayLike, *, confidence: float = 0.95
+    a: ArrayLike | Sequence[float], b: ArrayLike | Sequence[float], *, confidence: float = 0.95
 ) -> tuple[float, float, float]:
     """Mean of ``a − b`` over paired runs (seeds) with its Student-t confidence interval.
 
