@@ -24,6 +24,7 @@ from flax import nnx
 
 from jaxlab import data, metrics, sharding
 from jaxlab.checkpoint import Checkpoints
+from jaxlab.emo import lm as emo_lm
 from jaxlab.models import LMConfig, TinyLM
 
 
@@ -51,9 +52,11 @@ def cross_entropy(model: TinyLM, logits_BLV: jax.Array, targets_BL: jax.Array) -
     return optax.softmax_cross_entropy_with_integer_labels(logits_BLV, targets_BL).mean()
 
 
-# Pluggable losses: fn(model, logits_BLV, targets_BL) -> scalar nats. The model is passed so a
-# loss can read the LM head's embeddings (EMO).
-LOSSES: dict[str, Callable] = {"cross_entropy": cross_entropy}
+# Pluggable losses: fn(model, logits_BLV, targets_BL) -> scalar nats, or -> (scalar, metrics dict)
+# whose entries are logged. The model is passed so a loss can read the LM head's embeddings (EMO).
+# A loss with ``takes_inputs = True`` gets the input tokens instead of logits and runs the model
+# itself (EMO's fused head loss never builds the logits).
+LOSSES: dict[str, Callable] = {"cross_entropy": cross_entropy, **emo_lm.LOSSES}
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -103,7 +106,8 @@ def make_step(graphdef, objective: Callable, mesh):
     """A jitted optimiser step ``(state, batch) -> (state, stats)`` for any model (donates state).
 
     ``state`` is ``nnx.state((model, optimizer))`` of ``graphdef`` (replicated on ``mesh``);
-    ``objective(model, batch) -> scalar loss``; every leaf of the pytree ``batch`` is constrained
+    ``objective(model, batch)`` returns a scalar loss or ``(loss, metrics dict)`` (the metrics
+    are added to ``stats``); every leaf of the pytree ``batch`` is constrained
     to have its leading (batch) axis over ``data``. ``stats`` holds ``loss`` and ``grad_norm``.
     """
     batch_sharding = sharding.batch_sharding(mesh)
@@ -111,13 +115,17 @@ def make_step(graphdef, objective: Callable, mesh):
     def step(state, batch):
         batch = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, batch_sharding), batch)
         model, optimizer = nnx.merge(graphdef, state)
-        loss, grads = nnx.value_and_grad(lambda m: objective(m, batch))(model)
+
+        def with_aux(m):
+            out = objective(m, batch)
+            return out if isinstance(out, tuple) else (out, {})
+
+        (loss, aux), grads = nnx.value_and_grad(with_aux, has_aux=True)(model)
         # optax's bias correction mixes Python floats and int32 step counts; under the strict
         # promotion the tests use, that needs the standard rules.
         with jax.numpy_dtype_promotion("standard"):
             optimizer.update(model, grads)
-        grad_norm = optax.tree.norm(grads)
-        stats = {"loss": loss, "grad_norm": grad_norm}
+        stats = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
         return nnx.state((model, optimizer)), stats
 
     return jax.jit(step, donate_argnums=0)
@@ -140,7 +148,10 @@ def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
     loss_fn = LOSSES[train_cfg.loss]
 
     def objective(model, batch_BL1):
-        return loss_fn(model, model(batch_BL1[:, :-1]), batch_BL1[:, 1:])
+        inputs_BL, targets_BL = batch_BL1[:, :-1], batch_BL1[:, 1:]
+        if getattr(loss_fn, "takes_inputs", False):  # runs the model itself (fused EMO head)
+            return loss_fn(model, inputs_BL, targets_BL)
+        return loss_fn(model, model(inputs_BL), targets_BL)
 
     return make_step(graphdef, objective, mesh)
 
