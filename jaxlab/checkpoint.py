@@ -37,10 +37,17 @@ class Checkpoints:
         latest = self._ckpt.latest
         return None if latest is None else int(latest.step)
 
-    def save(self, step: int, state, key: jax.Array, *, force: bool = False) -> bool:
+    def save(
+        self, step: int, state, key: jax.Array, *, force: bool = False, metadata: dict | None = None
+    ) -> bool:
+        """Saves if the policy says so; ``metadata`` (JSON) is stored with the checkpoint."""
         tree = {"state": state, "step": jnp.int32(step), "key": jax.random.key_data(key)}
-        saved = self._ckpt.save(step, tree, force=force)
+        saved = self._ckpt.save(step, tree, force=force, custom_metadata=metadata)
         return saved
+
+    def metadata(self, step: int | None = None) -> dict:
+        """The JSON ``metadata`` saved with ``step`` (default: the latest checkpoint)."""
+        return dict(self._ckpt.metadata(step).custom_metadata or {})
 
     def restore(self, abstract_state, key: jax.Array):
         """Loads the latest checkpoint; returns ``(state, step, key)``.

@@ -261,7 +261,8 @@ def fit(
         elif done % train_cfg.log_every == 0:
             pending = (done, stats)
         if ckpt is not None:
-            ckpt.save(done, state, data_key, force=is_last or done == end)
+            ckpt.save(done, state, data_key, force=is_last or done == end,
+                      metadata={"model": model_cfg.to_dict()})  # fmt: skip
     if pending is not None:
         log(*pending, eval_now=False)
     if ckpt is not None:

@@ -11,12 +11,12 @@ from flax import nnx
 
 from jaxlab import data, plots, report, sharding, train
 from jaxlab.metrics import read_metrics
-from jaxlab.models import LMConfig
+from jaxlab.models import lm_config
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     data_cfg = data.DataConfig(**{**config.data.to_dict(), "files": tuple(config.data.files)})
-    model_cfg = LMConfig(**config.model.to_dict())
+    model_cfg = lm_config(config.model)
     train_cfg = train.TrainConfig(**config.train.to_dict())
     if model_cfg.train_len != train_cfg.seq_len:
         raise ValueError("model.train_len must equal train.seq_len")

@@ -4,10 +4,9 @@ Two tiny single-head byte LMs are trained at length L: one plain, one with pre-t
 attention scaling. Each is then evaluated without fine-tuning at k·L (k = 8) under every
 context-extension method, which only changes RoPE frequencies, the cos/sin magnitude, relative
 positions (ReRoPE) or the query scale (log n†); RoPE has no parameters, so every variant is the
-same trained state merged into a graphdef built from ``dataclasses.replace(cfg, ...)``.
+same trained state merged into a graphdef built from ``cfg.with_attention(...)``.
 """
 
-import dataclasses
 import pathlib
 
 import jax
@@ -17,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlab import attention, data, metrics, plots, report, rope, sharding, train
-from jaxlab.models import LMConfig, TinyLM
+from jaxlab.models import LMConfig, TinyLM, lm_config
 
 SOURCE = "Su, kexue.fm/archives/9706 and /9708 (GAU, L = 512, test at 4096)"
 SCALE_VARIANTS = (("", "plain", "inverse_sqrt"), ("-log n†", "plain", "logn_posthoc"),
@@ -49,7 +48,7 @@ def _methods(config, length: int) -> list[tuple[str, dict]]:
 
 def _variant(cfg: LMConfig, state, **overrides) -> TinyLM:
     """The trained ``state`` under another (parameter-free) position/scale configuration."""
-    new_cfg = dataclasses.replace(cfg, **overrides)
+    new_cfg = cfg.with_attention(**overrides)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: TinyLM(new_cfg, rngs=nnx.Rngs(0))))
     return nnx.merge(graphdef, state)
 
@@ -165,7 +164,7 @@ def _order_claims(rows: dict, train_acc: dict, config) -> tuple[list, list]:
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     data_cfg = data.DataConfig(**{**config.data.to_dict(), "files": tuple(config.data.files)})
-    base_cfg = LMConfig(**config.model.to_dict())
+    base_cfg = lm_config(config.model)
     train_cfg = train.TrainConfig(**config.train.to_dict())
     length = train_cfg.seq_len
     if base_cfg.train_len != length:
@@ -177,7 +176,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     mesh = sharding.data_mesh(config.num_devices or None)
     models, states, train_acc = {}, {}, {}
     for i, (name, scale) in enumerate((("plain", "inverse_sqrt"), ("logn", "logn"))):
-        cfg = dataclasses.replace(base_cfg, attention_scale=scale)
+        cfg = base_cfg.with_attention(attention_scale=scale)
         fit = train.fit(cfg, train_cfg, corpus, workdir / name, seed=config.seed, mesh=mesh,
                         name=f"rope_extrapolation/{name}", metrics_file=False)  # fmt: skip
         models[name], states[name] = cfg, nnx.state(fit.model)
@@ -243,7 +242,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         "Scale variants: plain = inverse_sqrt; log n† = max(1, log_L n) on the plain model; "
         "log n = the model pre-trained with log_L n (no max), evaluated with it.",
         "Attention config of the YaRN row: "
-        + str(attention.describe(dataclasses.replace(models["plain"], **methods[6][1]))),
+        + str(attention.describe(models["plain"].with_attention(**methods[6][1]).attention)),
     ]
     if not config.check_order:
         notes.append("Quick run: orderings are reported, not checked (tiny model, few windows).")
