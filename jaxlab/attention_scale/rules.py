@@ -132,7 +132,8 @@ def logn_ratio(
         raise ValueError(f"logn mode must be one of {LOGN_MODES}, got {mode!r}")
     if base_len < 2:
         raise ValueError(f"train_len must be >= 2, got {base_len}")
-    ratio = jnp.log(jnp.asarray(n, jnp.float32)) / jnp.float32(math.log(base_len))
+    # Both logs by the same float32 op, so the factor is exactly 1 at n = base_len.
+    ratio = jnp.log(jnp.asarray(n, jnp.float32)) / jnp.log(jnp.float32(base_len))
     if mode == "pretrain":
         return ratio
     if mode == "posthoc":
@@ -161,7 +162,7 @@ def logn_factor(
     return logn_ratio(jnp.asarray(positions).astype(jnp.float32) + 1.0, train_len, mode)
 
 
-def query_scale(rule: ScaleRule, positions: Int[ArrayLike, "*rows"]) -> Float[Array, "*rows"]:
+def query_scale(rule: ScaleRule, positions: Shaped[ArrayLike, "*rows"]) -> Float[Array, "*rows"]:
     """Llama 4's query temperature ``ln(⌊(pos + 1)/floor_scale⌋ + 1)·attn_scale + 1``.
 
     Natural log and a floor of the float division, as in HF ``Llama4TextAttention``; 1 for every
@@ -236,7 +237,7 @@ def logit_scale(
     rule: ScaleRule,
     head_dim: int,
     n_keys: Shaped[ArrayLike, "*rows"],
-    positions: Int[ArrayLike, "*rows"] | None = None,
+    positions: Shaped[ArrayLike, "*rows"] | None = None,
 ) -> Float[Array, "*rows"]:
     """The float32 multiplier of ``q·k`` for each query row (the one place rules are applied).
 
