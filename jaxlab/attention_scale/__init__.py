@@ -24,6 +24,7 @@ from jaxlab.attention_scale import monte_carlo, rules, theory
 from jaxlab.attention_scale.monte_carlo import (
     SCORE_KINDS,
     attention_entropy,
+    bootstrap_mean_ci,
     entropy_mc,
     exact_objective_mc,
     sample_scores,
@@ -77,6 +78,7 @@ __all__ = [
     "exact_objective_mc",
     "attention_entropy",
     "entropy_mc",
+    "bootstrap_mean_ci",
     "KINDS",
     "LOGN_MODES",
     "ScaleRule",

@@ -51,11 +51,17 @@ def _float(x) -> Array:
 def jacobian_objective(s: Float[Array, " n"], alpha: Float[ArrayLike, ""]) -> Float[Array, ""]:
     """The closed form ``α (1 − Σ p²)``, ``p = softmax(α s)`` (exact for any scores).
 
+    Evaluated as ``α Σ p_i (1 − p_i)`` with ``1 − p_top = Σ_{j≠top} p_j`` for the largest
+    probability, so a near one-hot softmax (large α) keeps full relative precision instead of
+    cancelling in ``1 − Σp²``.
+
     References: Su (2023), kexue.fm/archives/9812.
     """
     s = _float(s)
     p = jax.nn.softmax(jnp.asarray(alpha, s.dtype) * s)
-    return alpha * (1.0 - jnp.sum(p * p))
+    is_top = jnp.arange(p.shape[0]) == jnp.argmax(p)
+    complement = jnp.where(is_top, jnp.sum(jnp.where(is_top, 0.0, p)), 1.0 - p)
+    return alpha * jnp.sum(p * complement)
 
 
 def softmax_jacobian_half_l1(
@@ -68,9 +74,11 @@ def softmax_jacobian_half_l1(
 
 
 def meanfield_objective_normal(
-    alpha: Float[ArrayLike, ""], n: Float[ArrayLike, ""]
-) -> Float[Array, ""]:
-    """Su's mean-field ``f(α) = α (1 − e^{α²}/n)`` for normal scores, as ``e^{α² − ln n}``."""
+    alpha: Float[ArrayLike, "*a"], n: Float[ArrayLike, "*n"]
+) -> Float[Array, "..."]:
+    """Su's mean-field ``f(α) = α (1 − e^{α²}/n)`` for normal scores, as ``e^{α² − ln n}``.
+
+    Elementwise (broadcasts ``alpha`` against ``n``)."""
     alpha, n = _float(alpha), _float(n)
     return alpha * (1.0 - jnp.exp(alpha * alpha - jnp.log(n)))
 

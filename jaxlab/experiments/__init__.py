@@ -9,6 +9,8 @@ import sys
 
 from jaxlab.experiments import (
     ab_plus_c,
+    attention_extrapolation,
+    attention_scale,
     deer_convergence,
     deer_train,
     lm_baseline,
@@ -20,6 +22,8 @@ from jaxlab.experiments import (
 
 RUNNERS = {
     "ab_plus_c": ab_plus_c.run,
+    "attention_extrapolation": attention_extrapolation.run,
+    "attention_scale": attention_scale.run,
     "deer_convergence": deer_convergence.run,
     "deer_train": deer_train.run,
     "lm_baseline": lm_baseline.run,
