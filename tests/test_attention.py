@@ -72,12 +72,18 @@ def _positions(batch, length, offset=0):
     return jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32) + offset, (batch, length))
 
 
-def test_matches_naive_reference():
-    """Plain RoPE attention equals a float64 NumPy softmax over complex-rotated q, k."""
-    cfg, module, x = _setup("rope")
+@pytest.mark.parametrize("name", ["rope", "cosine"])
+def test_matches_naive_reference(name):
+    """RoPE attention equals a float64 NumPy softmax over complex-rotated q, k; the cosine rule
+    normalises q and k first and multiplies by its fixed temperature τ instead of 1/√d."""
+    cosine = name == "cosine"
+    cfg = attention_config(BASE, attention_scale=dict(kind="cosine", temperature=5.0))
+    cfg, module, x = (cfg, _module(cfg), _setup("rope")[2]) if cosine else _setup("rope")
     out = module(x, _positions(2, LENGTH))
     qkv = np.asarray(module.qkv(x), np.float64)  # [B, L, 3, H, K]
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    if cosine:
+        q, k = (a / np.linalg.norm(a, axis=-1, keepdims=True) for a in (q, k))
     inv_freq = 1.0 / 100.0 ** (np.arange(0, 8, 2) / 8)
     rot = np.exp(1j * np.arange(LENGTH)[:, None] * inv_freq)[None, :, None]  # [1, L, 1, 4]
 
@@ -85,7 +91,8 @@ def test_matches_naive_reference():
         z = (a[..., :4] + 1j * a[..., 4:]) * rot
         return np.concatenate([z.real, z.imag], -1)
 
-    logits = np.einsum("bqhk,bshk->bhqs", rotate(q), rotate(k)) / np.sqrt(8)
+    scale = 5.0 if cosine else 1 / np.sqrt(8)
+    logits = np.einsum("bqhk,bshk->bhqs", rotate(q), rotate(k)) * scale
     logits = np.where(np.tril(np.ones((LENGTH, LENGTH), bool)), logits, -np.inf)
     w = np.exp(logits - logits.max(-1, keepdims=True))
     w /= w.sum(-1, keepdims=True)
@@ -104,7 +111,8 @@ def test_legacy_scale_names_map_to_rules():
         ("logn_posthoc", np.maximum(1.0, np.log(n) / np.log(L0))),
     ):
         cfg = attention_config(BASE, attention_scale=name)
-        assert cfg.scale == ScaleRule(name, base_len=L0) if name != "inverse_sqrt" else True
+        legacy_base = {} if name == "inverse_sqrt" else {"base_len": L0}
+        assert cfg.scale == ScaleRule(name, **legacy_base)
         got = attention_scale.logit_scale(cfg.scale, cfg.head_dim, pos + 1)
         np.testing.assert_allclose(got[0], expected / np.sqrt(8), rtol=1e-6, atol=1e-7)
 

@@ -95,6 +95,12 @@ class ScaleRule:
             raise ValueError(f"ScaleRule({self.kind!r}) needs n or max_len (n = max_len / 2)")
         if self.n is not None and self.n <= 1:
             raise ValueError(f"ScaleRule.n must be > 1, got {self.n}")
+        unused = [f.name for f in dataclasses.fields(self)[1:]
+                  if f.name not in self.params and getattr(self, f.name) != f.default]  # fmt: skip
+        if unused:  # would be silently ignored and lost by to_dict
+            raise ValueError(
+                f"ScaleRule({self.kind!r}) does not use {unused}; it reads {self.params}"
+            )
 
     @property
     def params(self) -> tuple[str, ...]:

@@ -254,6 +254,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
             "jax.jacfwd of softmax forms 1 − p_top by subtraction and loses relative precision "
             "(the closed form is evaluated as Σ p_i(1 − p_i) with the top complement summed, "
             "which keeps it); those cases are shown as an absolute error, the rest as relative.",
+            "The mean-field entropy ln n + ln g(t) − t (ln g)'(t) breaks down for sharp attention "
+            "(large t = λd, e.g. Chiang–Cholak's ln n/√d or fixed α = 2.5 at small n), where it "
+            "even turns negative; the Monte Carlo columns are the entropy of actual softmax rows.",
             "Near the standard scale the entropy correction is quadratic in t = λd; the linear "
             "'0.24 λd' law of 8823 holds for t ~ d (much sharper attention).",
         ],
