@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab import rope
+from jaxlab import config_args, rope
 from jaxlab.array_types import Array, Bool, Float, Int
 from jaxlab.attention_scale import ScaleRule, logit_scale
 from jaxlab.rope import RopeScaling, rerope
@@ -119,8 +119,6 @@ def _scale_rule(value, train_len: int) -> ScaleRule:
         if value in ("logn", "logn_posthoc"):
             return ScaleRule(value, base_len=train_len)
         return ScaleRule(value)
-    from jaxlab import config_args  # config_args is infrastructure; no cycle
-
     return config_args.to_dataclass(ScaleRule, value)
 
 
