@@ -33,7 +33,7 @@ def get_config(arg=None):
         mlp_dim=256 if q else 1536 if g else 1024,
         position="rope",  # "none" | "rope"
         rope_theta=10_000.0,
-        attention_scale="inverse_sqrt",  # "inverse_sqrt" | "logn"
+        attention_scale="inverse_sqrt",  # jaxlab.attention_scale.KINDS ("logn": L = train_len)
         train_len=64 if q else 512 if g else 256,  # must equal train.seq_len
         dtype="bfloat16" if g else "float32",
     )

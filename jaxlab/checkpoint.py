@@ -105,11 +105,14 @@ class Checkpoints:
     def should_save(self, step: int) -> bool:
         return bool(self._ckpt.should_save(step))
 
-    def save(self, step: int, state, key: jax.Array, *, force: bool = False) -> bool:
+    def save(
+        self, step: int, state, key: jax.Array, *, force: bool = False, metadata: dict | None = None
+    ) -> bool:
+        """Saves if the policy says so (or ``force``); ``metadata`` (JSON) is stored with it."""
         if not (force or self.should_save(step)):
             return False
         tree = {"state": state, "step": jnp.int32(step), "key": jax.random.key_data(key)}
-        meta = {"config_id": self.config_id, "fingerprint": fingerprint(tree)}
+        meta = {**(metadata or {}), "config_id": self.config_id, "fingerprint": fingerprint(tree)}
         return self._ckpt.save(step, tree, force=True, custom_metadata=meta)
 
     def _custom_metadata(self, step: int) -> dict:
@@ -118,6 +121,10 @@ class Checkpoints:
             return dict(self._ckpt.metadata(step).custom_metadata or {})
         except Exception:  # noqa: BLE001  (a damaged metadata file is handled by the load)
             return {}
+
+    def metadata(self, step: int | None = None) -> dict:
+        """The JSON ``metadata`` saved with ``step`` (default: the latest checkpoint)."""
+        return dict(self._ckpt.metadata(step).custom_metadata or {})
 
     def restore(self, abstract_state, key: jax.Array):
         """Loads the newest intact checkpoint; returns ``(state, step, key)`` or None if none is.

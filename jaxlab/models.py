@@ -4,46 +4,93 @@
     logits = head(rmsnorm(x))
 
 The LM head is untied (a separate ``V × D`` matrix) so that losses which use the head's
-embeddings (EMO) have them. Position encoding, attention-scale rule and dtype come from
-:class:`LMConfig`; RoPE and the scale rule have no parameters, so one trained state can be
-evaluated under another encoding with ``dataclasses.replace(cfg, ...)`` and ``nnx.merge``.
+embeddings (EMO) have them. Position encoding and scale rule live in one
+``jaxlab.attention.AttentionConfig`` held by :class:`LMConfig`; RoPE and most scale rules have no
+parameters, so one trained state can be evaluated under another encoding with
+:meth:`LMConfig.with_attention` and ``nnx.merge``. :func:`lm_config` builds an :class:`LMConfig`
+from a flat config section (the keys config files and ``--config.model.*`` overrides use).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
 
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxlab.array_types import Array, Bool, Float, Int
-from jaxlab.attention import CausalSelfAttention
+from jaxlab.attention import AttentionConfig, CausalSelfAttention, attention_config
+
+_LM_KEYS = ("vocab_size", "num_layers", "embed_dim", "mlp_dim", "dtype")
 
 
 @dataclasses.dataclass(frozen=True)
 class LMConfig:
-    """Architecture of :class:`TinyLM`. Frozen and hashable (safe as a static argument)."""
+    """Architecture of :class:`TinyLM`. Frozen and hashable (safe as a static argument).
 
-    vocab_size: int = 256  # bytes
+    Attributes:
+      vocab_size: ``V`` (256 bytes).
+      num_layers: Transformer blocks.
+      embed_dim: ``D``; must equal ``attention.num_heads · attention.head_dim``.
+      mlp_dim: Hidden width of the MLP.
+      attention: Heads, RoPE, scale rule, ReRoPE window, training length.
+      dtype: Activation dtype; parameters stay float32, logits are float32.
+    """
+
+    vocab_size: int = 256
     num_layers: int = 2
-    embed_dim: int = 64  # D
-    num_heads: int = 4  # H; head dim K = D / H
+    embed_dim: int = 64
     mlp_dim: int = 256
-    position: str = "rope"  # "none" | "rope"
-    rope_theta: float = 10_000.0  # RoPE base
-    rope_scaling: tuple[tuple[str, Any], ...] = ()  # HF-style rope_scaling items; () = plain
-    attention_scale: str = "inverse_sqrt"  # "inverse_sqrt" | "logn" | "logn_posthoc"
-    rerope_window: int = 0  # ReRoPE window w (0: off); relative positions >= w are clipped
-    rerope_leaky_k: float = 0.0  # Leaky ReRoPE stretch k (0: plain ReRoPE)
-    train_len: int = 128  # L_train: the log-n rule and context-extension scalings refer to it
-    dtype: str = "float32"  # activation dtype; parameters stay float32
+    attention: AttentionConfig = AttentionConfig(num_heads=4, head_dim=16)
+    dtype: str = "float32"
 
     def __post_init__(self):
-        if self.position not in ("none", "rope"):
-            raise ValueError(f"position must be 'none' or 'rope', got {self.position!r}")
-        if self.embed_dim % self.num_heads or (self.embed_dim // self.num_heads) % 2:
-            raise ValueError("embed_dim / num_heads must be an even integer (RoPE pairs)")
+        heads, head_dim = self.attention.num_heads, self.attention.head_dim
+        if heads * head_dim != self.embed_dim:
+            raise ValueError(
+                f"embed_dim {self.embed_dim} must equal num_heads {heads} × head_dim {head_dim}"
+            )
+
+    @property
+    def train_len(self) -> int:
+        return self.attention.train_len
+
+    def with_attention(self, **flat) -> LMConfig:
+        """A copy with flat attention keys applied (see ``jaxlab.attention.attention_config``)."""
+        return dataclasses.replace(self, attention=attention_config(self.attention, **flat))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (checkpoint metadata); :meth:`from_dict` re-creates it exactly."""
+        return dataclasses.asdict(self) | {"attention": self.attention.to_dict()}
+
+    @classmethod
+    def from_dict(cls, items: Mapping) -> LMConfig:
+        items = dict(items)
+        items["attention"] = AttentionConfig.from_dict(items["attention"])
+        return cls(**items)
+
+
+def lm_config(section=None, **overrides) -> LMConfig:
+    """Builds an :class:`LMConfig` from a flat config section (a ConfigDict or mapping).
+
+    LM keys (``vocab_size``, ``num_layers``, ``embed_dim``, ``mlp_dim``, ``dtype``) go to
+    :class:`LMConfig`; ``num_heads`` (head dim ``embed_dim / num_heads``) and the attention keys
+    (``position``, ``rope_theta``, ``rope_scaling``, ``attention_scale``, ``rerope_window``,
+    ``rerope_leaky_k``, ``train_len``) go to ``jaxlab.attention.attention_config``.
+
+    Raises:
+      ValueError: an unknown key, or ``embed_dim`` not divisible by ``num_heads``.
+    """
+    items = dict(section.to_dict() if hasattr(section, "to_dict") else (section or {}))
+    items.update(overrides)
+    lm = {k: items.pop(k) for k in _LM_KEYS if k in items}
+    embed_dim = lm.get("embed_dim", LMConfig.embed_dim)
+    heads = items.pop("num_heads", 4)
+    if embed_dim % heads:
+        raise ValueError(f"embed_dim {embed_dim} not divisible by num_heads {heads}")
+    base = AttentionConfig(num_heads=heads, head_dim=embed_dim // heads)
+    return LMConfig(**lm, attention=attention_config(base, **items))
 
 
 class MLP(nnx.Module):
@@ -59,7 +106,7 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
     def __init__(self, cfg: LMConfig, *, rngs: nnx.Rngs):
         self.norm1 = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
-        self.attn = CausalSelfAttention(cfg, rngs=rngs)
+        self.attn = CausalSelfAttention(cfg.attention, cfg.embed_dim, dtype=cfg.dtype, rngs=rngs)
         self.norm2 = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 

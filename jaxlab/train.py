@@ -322,7 +322,7 @@ def fit(
         force = is_last or done == end
         if ckpt is not None and (force or ckpt.should_save(done)):
             guard(done, stats)  # never save non-finite parameters
-            ckpt.save(done, state, data_key, force=force)
+            ckpt.save(done, state, data_key, force=force, metadata={"model": model_cfg.to_dict()})
     if pending is not None:
         guard(*pending)
         log(*pending, eval_now=False)

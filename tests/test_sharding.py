@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from jaxlab import data, sharding, train
-from jaxlab.models import LMConfig
+from jaxlab.models import lm_config
 
-MODEL = LMConfig(num_layers=1, embed_dim=32, num_heads=2, mlp_dim=64, train_len=16)
+MODEL = lm_config(num_layers=1, embed_dim=32, num_heads=2, mlp_dim=64, train_len=16)
 TRAIN = train.TrainConfig(batch_size=8, seq_len=16, num_steps=10, warmup_steps=1)
 
 

@@ -9,9 +9,9 @@ from flax import nnx
 
 from jaxlab import data, metrics, sharding, train
 from jaxlab.main import main
-from jaxlab.models import LMConfig
+from jaxlab.models import lm_config
 
-MODEL = LMConfig(num_layers=1, embed_dim=32, num_heads=2, mlp_dim=64, train_len=32)
+MODEL = lm_config(num_layers=1, embed_dim=32, num_heads=2, mlp_dim=64, train_len=32)
 TRAIN = train.TrainConfig(
     batch_size=8,
     seq_len=32,

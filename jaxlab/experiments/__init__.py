@@ -9,6 +9,8 @@ import sys
 
 from jaxlab.experiments import (
     ab_plus_c,
+    attention_extrapolation,
+    attention_scale,
     deer_convergence,
     deer_train,
     emo_finetune,
@@ -21,6 +23,8 @@ from jaxlab.experiments import (
 
 RUNNERS = {
     "ab_plus_c": ab_plus_c.run,
+    "attention_extrapolation": attention_extrapolation.run,
+    "attention_scale": attention_scale.run,
     "deer_convergence": deer_convergence.run,
     "deer_train": deer_train.run,
     "emo_finetune": emo_finetune.run,

@@ -16,12 +16,12 @@ from flax import nnx
 
 from jaxlab import config_args, data, plots, report, sharding, train
 from jaxlab.metrics import read_metrics
-from jaxlab.models import LMConfig
+from jaxlab.models import LMConfig, lm_config
 
 
 def _model_config(config) -> LMConfig:
     """The one place an LMConfig is built from the config's model section."""
-    return config_args.to_dataclass(LMConfig, config.model)
+    return lm_config(config.model)
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:

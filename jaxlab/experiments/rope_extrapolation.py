@@ -8,7 +8,6 @@ same trained state merged into a graphdef of another config. Su's orderings are 
 bootstrap intervals over the evaluation windows (:func:`jaxlab.rope.evaluation.bootstrap_ci`).
 """
 
-import dataclasses
 import pathlib
 
 import jax
@@ -18,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlab import attention, config_args, data, metrics, plots, report, rope, sharding, train
-from jaxlab.models import LMConfig, TinyLM
+from jaxlab.models import LMConfig, TinyLM, lm_config
 from jaxlab.rope import evaluation
 
 SOURCE = "Su, kexue.fm/archives/9706 and /9708 (GAU, L = 512, test at 4096)"
@@ -45,8 +44,8 @@ def _methods(config) -> list[tuple[str, dict]]:
 
 
 def _model_config(config, **overrides) -> LMConfig:
-    """The one place an LMConfig is built: the config's model section plus ``overrides``."""
-    return dataclasses.replace(config_args.to_dataclass(LMConfig, config.model), **overrides)
+    """The one place an LMConfig is built: the model section plus attention ``overrides``."""
+    return lm_config(config.model).with_attention(**overrides)
 
 
 def _correct(graphdef, state, windows_BL1):
@@ -148,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         "'not resolvable at this size' when the interval straddles the threshold. The best "
         "ReRoPE window is chosen on the same windows.",
         "Attention config of the YaRN row: "
-        + str(attention.describe(_model_config(config, **dict(methods)["YaRN"]))),
+        + str(attention.describe(_model_config(config, **dict(methods)["YaRN"]).attention)),
     ]
     return {
         "summary": (
