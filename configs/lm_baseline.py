@@ -12,7 +12,13 @@ GPU (:gpu): a 6-layer width-384 bfloat16 model trained 3 000 steps at L = 512 (n
 
 import ml_collections
 
-from jaxlab import config_args
+from jaxlab import attention_scale, config_args
+
+# Enum-like fields, validated when the config is loaded (one line and exit 2 on a bad value).
+CHOICES = {
+    "model.position": ("none", "rope"),
+    "model.attention_scale": attention_scale.KINDS,
+}
 
 
 def get_config(arg=None):

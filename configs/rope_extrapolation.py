@@ -21,6 +21,11 @@ import ml_collections
 
 from jaxlab import config_args
 
+# Enum-like fields, validated when the config is loaded (one line and exit 2 on a bad value).
+CHOICES = {
+    "model.position": ("none", "rope"),
+}
+
 
 def get_config(arg=None):
     opts = config_args.parse_arg(arg, quick=False, gpu=False, seed=0)
