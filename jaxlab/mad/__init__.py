@@ -37,14 +37,17 @@ from jaxlab.mad.gaussian import (
     merge_stats,
     sample_gaussian,
     sqrt_factor,
+    standard_normal,
     stats_to_gaussian,
 )
 from jaxlab.mad.loop import KINDS, POOLS, LoopConfig, kind_index, run_loop
 from jaxlab.mad.metrics import (
     frechet_distance,
+    gaussian_summary,
     knn_precision_recall,
     knn_radii,
     modes_covered,
+    sample_quality,
     w2_squared,
     w2_squared_to_standard,
 )
@@ -82,11 +85,14 @@ __all__ = [
     "merge_stats",
     "sample_gaussian",
     "sqrt_factor",
+    "standard_normal",
     "stats_to_gaussian",
     "frechet_distance",
+    "gaussian_summary",
     "knn_precision_recall",
     "knn_radii",
     "modes_covered",
+    "sample_quality",
     "w2_squared",
     "w2_squared_to_standard",
     "Mixture",

@@ -123,11 +123,15 @@ def _graphdef(config: FlowConfig):
 def train_flow(
     config: FlowConfig, x: Float[Array, "N 2"], weights: Float[Array, " N"], *, key: Array
 ):
-    """Trains a fresh flow on weighted samples; returns ``(params_state, losses_per_step)``."""
+    """Trains a fresh flow on weighted samples; returns ``(params_state, losses_per_step)``.
+
+    The flow's parameters are float32, so ``x`` must be float32 (the weights are cast to it).
+    """
     model = RealNVP(config, rngs=nnx.Rngs(key))
     graphdef, params = nnx.split(model)
     tx = optax.adam(config.learning_rate)
-    w = weights / jnp.sum(weights)
+    w = jnp.asarray(weights, x.dtype)
+    w = w / jnp.sum(w)
 
     def loss_fn(params):
         return -jnp.sum(w * nnx.merge(graphdef, params).log_prob(x))
@@ -135,10 +139,13 @@ def train_flow(
     def step(carry, _):
         params, opt_state = carry
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 counts with floats
+            updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=config.steps)
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = tx.init(params)
+    (params, _), losses = jax.lax.scan(step, (params, opt_state), None, length=config.steps)
     return params, losses
 
 

@@ -208,3 +208,10 @@ def median_var(t: ArrayLike, n: int, lam: ArrayLike) -> Array:
     """Median σ_t²/σ_0² ≈ λ^{t−1} exp{t[ψ((n−1)/2) − ln((n−1)/2)]} (ln σ_t² is a sum of i.i.d.)."""
     t = jnp.asarray(t)
     return expected_var(t, lam) * jnp.exp(t * log_var_drift(n, 1.0))
+
+
+def standard_normal(dim: int, dtype=None):
+    """``sample_real(num, key)`` for the truth N(0, I_dim), as :func:`jaxlab.mad.run_loop` takes."""
+    return lambda num, key: jax.random.normal(
+        key, (num, dim), jnp.result_type(float) if dtype is None else dtype
+    )

@@ -99,3 +99,40 @@ def modes_covered(
     x, centers = jnp.asarray(x), jnp.asarray(centers)
     near = _sq_dists(centers, x) <= radius**2
     return jnp.sum(jnp.sum(near, axis=1) >= min_count)
+
+
+def gaussian_summary(params, lam, key) -> dict:
+    """Per-generation metrics of a Gaussian fit against N(0, I), for :func:`jaxlab.mad.run_loop`:
+    ``w2`` (W_2²), ``trace`` (tr Σ) and ``mean_sq`` (‖μ‖²). ``lam`` and ``key`` are unused."""
+    del lam, key
+    return dict(
+        w2=w2_squared_to_standard(params.mean, params.cov),
+        trace=jnp.trace(params.cov),
+        mean_sq=params.mean @ params.mean,
+    )
+
+
+def sample_quality(
+    model,
+    reference: Float[ArrayLike, "N D"],
+    centers: Float[ArrayLike, "K D"],
+    *,
+    radius: float,
+    min_count: int = 1,
+    num: int | None = None,
+    k: int = 5,
+):
+    """A :func:`jaxlab.mad.run_loop` metric: draws ``num`` samples of G_t with bias λ and returns
+    ``precision``, ``recall`` (k-NN, against the fixed real ``reference`` sample), ``modes``
+    (:func:`modes_covered` around ``centers``) and the ``samples`` themselves (for scatter plots).
+    """
+    reference, centers = jnp.asarray(reference), jnp.asarray(centers)
+    num = reference.shape[0] if num is None else num
+
+    def metric(params, lam, key):
+        x = model.sample(params, num, lam, key=key)
+        precision, recall = knn_precision_recall(reference, x, k)
+        modes = modes_covered(x, centers, radius, min_count)
+        return dict(precision=precision, recall=recall, modes=modes, samples=x)
+
+    return metric

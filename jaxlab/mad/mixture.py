@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlab.array_types import Array, ArrayLike, Float
 from jaxlab.mad.gaussian import sqrt_factor
@@ -80,9 +81,15 @@ def log_prob(params: Mixture, x: Float[ArrayLike, "N D"]) -> Float[Array, " N"]:
 def kmeans_pp_init(
     x: Float[ArrayLike, "N D"], weights: Float[ArrayLike, " N"], num: int, *, key: Array
 ) -> Float[Array, "K D"]:
-    """k-means++ seeds: each next center drawn ∝ w_i · (squared distance to the nearest seed)."""
+    """Greedy k-means++ seeds: each next center is the best of 2 + ⌊ln K⌋ candidates drawn
+    ∝ w_i · (squared distance to the nearest seed), "best" lowering the weighted potential most.
+
+    Plain D² sampling often seeds two centers in one of many well-separated clusters; the greedy
+    variant (as in scikit-learn) makes that rare.
+    """
     x = jnp.asarray(x)
     w = jnp.asarray(weights, x.dtype)
+    trials = 2 + int(np.log(num))
     keys = jax.random.split(key, num)
     first = x[jax.random.categorical(keys[0], jnp.log(w))]
     centers = jnp.zeros((num, x.shape[1]), x.dtype).at[0].set(first)
@@ -90,9 +97,12 @@ def kmeans_pp_init(
 
     def body(j, carry):
         centers, nearest = carry
-        c = x[jax.random.categorical(keys[j], jnp.log(w * nearest))]
-        nearest = jnp.minimum(nearest, jnp.sum(jnp.square(x - c[None, :]), axis=1))
-        return centers.at[j].set(c), nearest
+        idx = jax.random.categorical(keys[j], jnp.log(w * nearest), shape=(trials,))
+        cand = x[idx]
+        dist = jnp.sum(jnp.square(x[None, :, :] - cand[:, None, :]), axis=-1)
+        new = jnp.minimum(nearest[None, :], dist)
+        best = jnp.argmin(jnp.sum(w[None, :] * new, axis=1))
+        return centers.at[j].set(cand[best]), new[best]
 
     centers, _ = jax.lax.fori_loop(1, num, body, (centers, nearest))
     return centers
