@@ -70,7 +70,7 @@ def _fresh(config, mesh, key):
     for n_init in f.n_inits:
         kinds = mad.KINDS if n_init == f.n_inits[0] else ("fresh",)
         grid = np.meshgrid(np.arange(len(kinds)), np.arange(len(f.lams)), np.arange(f.seeds))
-        kind_i, lam_i, seed_i = (g.transpose(1, 0, 2).ravel() for g in grid)
+        kind_i, lam_i, seed_i = (g.transpose(1, 0, 2).ravel().astype(np.int32) for g in grid)
         kind_ids = jnp.asarray([mad.kind_index(kinds[i]) for i in kind_i])
         lams = jnp.asarray(np.asarray(f.lams)[lam_i])
         keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(key, 100), s))(seed_i)

@@ -31,7 +31,7 @@ def _run_model(stream, model, sec, truth, reference, config, mesh, key):
     cfg = mad.LoopConfig(sec.generations, sec.n_init, sec.n_syn, sec.n_real)
     real = lambda num, k: mad.sample_mixture(truth, num, key=k)
     grid = np.meshgrid(np.arange(len(mad.KINDS)), np.arange(len(sec.lams)), np.arange(sec.seeds))
-    kind_i, lam_i, seed_i = (g.transpose(1, 0, 2).ravel() for g in grid)
+    kind_i, lam_i, seed_i = (g.transpose(1, 0, 2).ravel().astype(np.int32) for g in grid)
     lams = jnp.asarray(np.asarray(sec.lams, np.float32)[lam_i])
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(key, stream), s))(
         jnp.asarray(seed_i)
@@ -96,21 +96,26 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
             (rT < r0 - th.drop) or (mT < m0), source=PAPER,
             expected=f"recall drops > {th.drop} or fewer modes",
             measured=f"recall {r0:.3f} → {rT:.3f}, modes {m0:.1f} → {mT:.1f}"))  # fmt: skip
-        hold = [mean["recall"][fr, j, -1] >= mean["recall"][fr, j, 0] - th.hold
-                for j in range(len(sec.lams))]  # fmt: skip
+        held = mean["recall"][fr, j1, -1] >= mean["recall"][fr, j1, 0] - th.hold
         claims.append(report.holds(
-            f"{label}: fresh-data loop holds recall (within {th.hold}) at every λ, t = {T}",
-            all(hold), source=PAPER, expected="held at every λ",
-            measured=", ".join(f"λ={lam}: {mean['recall'][fr, j, 0]:.3f} → "
-                               f"{mean['recall'][fr, j, -1]:.3f}"
-                               for j, lam in enumerate(sec.lams))))  # fmt: skip
+            f"{label}: fresh-data loop, λ = 1, holds recall (within {th.hold}) at t = {T}",
+            held, source=PAPER, expected=f"recall(T) >= recall(1) − {th.hold}",
+            measured=f"{mean['recall'][fr, j1, 0]:.3f} → "
+                     f"{mean['recall'][fr, j1, -1]:.3f}"))  # fmt: skip
+        for j, lam in enumerate(sec.lams):
+            if lam != 1.0:
+                claims.append(report.reported(
+                    f"{label}: fresh-data loop, λ = {lam}: recall t = 1 → {T}",
+                    f"{mean['recall'][fr, j, 0]:.3f} → {mean['recall'][fr, j, -1]:.3f}",
+                    source=PAPER, expected="lower limit than λ = 1 (bias shrinks n_e)",
+                    why="qualitative: no reference value"))  # fmt: skip
         jb = int(np.argmin(sec.lams))
         d_rec = mean["recall"][fs, jb, 0] - mean["recall"][fs, jb, -1]
         d_pre = mean["precision"][fs, jb, 0] - mean["precision"][fs, jb, -1]
         claims.append(report.holds(
             f"{label}: fully synthetic, λ = {sec.lams[jb]}: recall falls faster than precision",
             d_rec > d_pre, source=PAPER, expected="recall drop > precision drop",
-            measured=f"recall −{d_rec:.3f}, precision −{d_pre:.3f}"))  # fmt: skip
+            measured=f"recall {-d_rec:+.3f}, precision {-d_pre:+.3f}"))  # fmt: skip
 
     names = []
     for label, (res, sec) in results.items():
@@ -130,6 +135,10 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         "(z ~ N(0, λI)); the two λ are not comparable with each other.",
         "Augmentation's fixed real set is the first n_r samples of G_1's real data; synthetic "
         "pools are replaced each generation. Each generation refits from a fresh initialization.",
+        "With bias λ < 1 the fresh-data loop does not hold recall at these sizes (n_s = 4 n_r): "
+        "the biased synthetic majority shrinks the fit faster than the fresh real quarter "
+        "restores it; the paper's statement that fresh data holds quality is for λ = 1 (with bias "
+        "its admissible n_s shrinks).",
     ]
     table = report.markdown_table(header, rows)
     return dict(
