@@ -1,8 +1,11 @@
 """Self-consuming Gaussian loops: the 1-D collapse laws and the d = 100 fresh-data limits.
 
   jaxlab run configs/mad_gaussian.py:quick --workdir runs/mad_gaussian-quick  # ~1 min, 2 CPUs
-  jaxlab run configs/mad_gaussian.py:gpu --workdir runs/mad_gaussian-gpu      # ~1 min, 1 H100
+  jaxlab run configs/mad_gaussian.py:gpu --workdir runs/mad_gaussian-gpu      # sized for 1 H100
   jaxlab run configs/mad_gaussian.py --workdir runs/mad_gaussian              # CPU/any, minutes
+
+Quick: 116 s of CPU time measured (412 s wall on a shared 2-core machine at load ~13). The gpu
+variant (100,000 exact-law chains, 20 chains per d = 100 loop) has not been run: no device.
 
 Expect (Su, kexue.fm/archives/9687; Alemohammad et al., arXiv:2307.01850): 1-D, λ = 1, n = 100,
 20,000 chains: median σ_t² within 3 % of exp(t[ψ(49.5) − ln 49.5]) at t = 10, 50, 100, 200 while

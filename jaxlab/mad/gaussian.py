@@ -99,6 +99,8 @@ def stats_to_gaussian(stats: GaussianStats, ddof: int = 1) -> Gaussian:
 def sqrt_factor(cov: Float[ArrayLike, "D D"]) -> Float[Array, "D D"]:
     """A factor F with F Fᵀ = Σ from ``eigh`` with eigenvalues clipped at 0 (PSD, any rank)."""
     cov = jnp.asarray(cov)
+    if cov.shape == (1, 1):  # 1-D: skip the eigensolver (a batched LAPACK call per chain)
+        return jnp.sqrt(jnp.clip(cov, 0.0))
     w, v = jnp.linalg.eigh(0.5 * (cov + cov.T))
     return v * jnp.sqrt(jnp.clip(w, 0.0))[None, :]
 
