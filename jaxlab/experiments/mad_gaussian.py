@@ -163,7 +163,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         figures.update({f"w2_T_{k}_lam{lam}": w for k, w in zip(mad.KINDS, final, strict=True)})
         claims.append(report.holds(
             f"W_2² at T = {f.generations}: fully synthetic > augmentation > fresh, λ = {lam}",
-            final[0] > final[1] > final[2], source=PAPER, expected="ordered",
+            bool(final[0] > final[1] > final[2]), source=PAPER, expected="ordered",
             measured=" > ".join(f"{w:.3g}" for w in final)))  # fmt: skip
 
     names = _plots(workdir, var, mu, biased, fresh, config)

@@ -93,13 +93,13 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         m0, mT = mean["modes"][fs, j1, 0], mean["modes"][fs, j1, -1]
         claims.append(report.holds(
             f"{label}: fully synthetic, λ = 1, loses recall or modes by t = {T}",
-            (rT < r0 - th.drop) or (mT < m0), source=PAPER,
+            bool((rT < r0 - th.drop) or (mT < m0)), source=PAPER,
             expected=f"recall drops > {th.drop} or fewer modes",
             measured=f"recall {r0:.3f} → {rT:.3f}, modes {m0:.1f} → {mT:.1f}"))  # fmt: skip
         held = mean["recall"][fr, j1, -1] >= mean["recall"][fr, j1, 0] - th.hold
         claims.append(report.holds(
             f"{label}: fresh-data loop, λ = 1, holds recall (within {th.hold}) at t = {T}",
-            held, source=PAPER, expected=f"recall(T) >= recall(1) − {th.hold}",
+            bool(held), source=PAPER, expected=f"recall(T) >= recall(1) − {th.hold}",
             measured=f"{mean['recall'][fr, j1, 0]:.3f} → "
                      f"{mean['recall'][fr, j1, -1]:.3f}"))  # fmt: skip
         for j, lam in enumerate(sec.lams):
@@ -114,7 +114,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         d_pre = mean["precision"][fs, jb, 0] - mean["precision"][fs, jb, -1]
         claims.append(report.holds(
             f"{label}: fully synthetic, λ = {sec.lams[jb]}: recall falls faster than precision",
-            d_rec > d_pre, source=PAPER, expected="recall drop > precision drop",
+            bool(d_rec > d_pre), source=PAPER, expected="recall drop > precision drop",
             measured=f"recall {-d_rec:+.3f}, precision {-d_pre:+.3f}"))  # fmt: skip
 
     names = []

@@ -189,12 +189,14 @@ def exact_chain_1d(
 
 def expected_var(t: ArrayLike, lam: ArrayLike) -> Array:
     """E σ_t² / σ_0² = λ^{t−1} (G_1 real-fit convention)."""
-    return jnp.power(jnp.asarray(lam), jnp.asarray(t) - 1)
+    f = jnp.result_type(float)
+    return jnp.power(jnp.asarray(lam, f), jnp.asarray(t, f) - 1)
 
 
 def mean_cov_factor(t: ArrayLike, n: int, lam: ArrayLike) -> Array:
     """Cov μ_t / Σ_0 = (1/n)(1 − λ^t)/(1 − λ), equal to t/n at λ = 1."""
-    t, lam = jnp.asarray(t), jnp.asarray(lam)
+    f = jnp.result_type(float)
+    t, lam = jnp.asarray(t, f), jnp.asarray(lam, f)
     safe = jnp.where(lam == 1, 0.5, lam)
     geometric = (1 - jnp.power(safe, t)) / (1 - safe)
     return jnp.where(lam == 1, t * jnp.ones_like(geometric), geometric) / n
@@ -203,12 +205,12 @@ def mean_cov_factor(t: ArrayLike, n: int, lam: ArrayLike) -> Array:
 def log_var_drift(n: int, lam: ArrayLike) -> Array:
     """E[ln σ_t² − ln σ_{t−1}²] = ln λ + ψ((n−1)/2) − ln((n−1)/2) ≈ ln λ − 1/(n − 1)."""
     half = jnp.asarray((n - 1) / 2, jnp.result_type(float))
-    return jnp.log(jnp.asarray(lam)) + digamma(half) - jnp.log(half)
+    return jnp.log(jnp.asarray(lam, half.dtype)) + digamma(half) - jnp.log(half)
 
 
 def median_var(t: ArrayLike, n: int, lam: ArrayLike) -> Array:
     """Median σ_t²/σ_0² ≈ λ^{t−1} exp{t[ψ((n−1)/2) − ln((n−1)/2)]} (ln σ_t² is a sum of i.i.d.)."""
-    t = jnp.asarray(t)
+    t = jnp.asarray(t, jnp.result_type(float))
     return expected_var(t, lam) * jnp.exp(t * log_var_drift(n, 1.0))
 
 
