@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from jaxlab import checkpoint, data, metrics, sharding, train
-from jaxlab.models import LMConfig
+from jaxlab.models import lm_config
 
-MODEL = LMConfig(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=16)
+MODEL = lm_config(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=16)
 TRAIN = train.TrainConfig(
     batch_size=4,
     seq_len=16,

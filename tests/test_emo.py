@@ -6,11 +6,11 @@ import numpy as np
 import ot
 import pytest
 from flax import nnx
+from numerics import tol
 
 from jaxlab import emo, sharding, train
 from jaxlab.emo import lm as emo_lm
-from jaxlab.models import LMConfig, TinyLM
-from tests.numerics import tol
+from jaxlab.models import TinyLM, lm_config
 
 F64 = tol("float64")
 F32 = tol("float32")
@@ -260,7 +260,7 @@ def test_fused_equals_unfused_values_and_gradients(key, chunk, value):
 
 
 def test_fused_combined_loss_equals_unfused_in_the_trainer():
-    cfg = LMConfig(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=16)
+    cfg = lm_config(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=16)
     tc = train.TrainConfig(batch_size=4, seq_len=16, num_steps=3, warmup_steps=1)
     batch = jax.random.randint(jax.random.key(1), (4, 17), 0, 256)
     results = {}
@@ -357,6 +357,6 @@ def test_bad_arguments_raise_value_error():
         emo.get_preset("nope")
     with pytest.raises(ValueError, match="fixed"):
         model = TinyLM(
-            LMConfig(num_layers=1, embed_dim=8, num_heads=2, mlp_dim=8), rngs=nnx.Rngs(0)
+            lm_config(num_layers=1, embed_dim=8, num_heads=2, mlp_dim=8), rngs=nnx.Rngs(0)
         )
         emo_lm.cost_for(model, emo.PRESETS["paper_emo"])

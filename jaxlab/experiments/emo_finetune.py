@@ -24,7 +24,7 @@ from jaxlab import data, metrics, plots, report, sharding, train
 from jaxlab.config_args import to_dataclass
 from jaxlab.emo import lm as emo_lm
 from jaxlab.emo import quality
-from jaxlab.models import LMConfig
+from jaxlab.models import lm_config
 
 PAPER = "Ren et al. 2023, arXiv:2310.04691, Table 1 (EMO above MLE on MAUVE)"
 
@@ -67,7 +67,7 @@ def _quality(model, base, prompts, prefix_len, ev, key):
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-    model_cfg = to_dataclass(LMConfig, config.model)
+    model_cfg = lm_config(config.model)
     pre_cfg = to_dataclass(train.TrainConfig, config.pretrain)
     ft_cfg = to_dataclass(train.TrainConfig, config.finetune)
     ev = config.eval

@@ -53,7 +53,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     # Emergence of the widest model: order (Spearman of the seed mean) and abruptness (decades
     # of steps per drop, per seed and subtask: a seed mean would blur the jumps).
     thr = config.emergence_threshold
-    emerge_T = np.asarray(sp.emergence_steps(jnp.asarray(task_loss_SWT[:, -1]), steps, thr))
+    emerge_T = np.asarray(
+        sp.emergence_steps(jnp.asarray(task_loss_SWT[:, -1]), jnp.asarray(steps), thr)
+    )
     emerged = np.isfinite(emerge_T)
     rank_T = np.arange(task.n_tasks)
     spearman = float("nan")
