@@ -59,7 +59,8 @@ def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
             y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
             if mode == "scan":
                 return deer.sequential(cells.gru, y0, xs, params)
-            return deer.deer(cells.gru, y0, xs, params, mode=mode, scan_method=scan_method).value
+            method = deer.method_from_name(mode, scan=scan_method)
+            return deer.deer(cells.gru, y0, xs, params, method=method).value
 
         def batched(xs, params):
             if grad and mesh.size > 1:

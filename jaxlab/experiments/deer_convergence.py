@@ -69,9 +69,8 @@ def _make_solver(cell, mode, tol, sigmasq, scan_method):
     def solve(params, xs):
         y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
         a = _su_matrix(cell, params) if mode == "su" else None
-        res = deer.deer(
-            step, y0, xs, params, mode=mode, A=a, scan_method=scan_method, **tols, **extra
-        )
+        method = deer.method_from_name(mode, A=a, scan=scan_method, **extra)
+        res = deer.deer(step, y0, xs, params, method=method, **tols)
         ref = deer.sequential(step, y0, xs, params)
         return res.iterations, res.converged, jnp.max(jnp.abs(res.value - ref))
 
@@ -170,9 +169,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
                     x,
                     p,
                     num_iters=config.trace_iters,
-                    mode=mode,
-                    A=p.W if mode == "su" else None,
-                    scan_method=config.scan_method,
+                    method=deer.method_from_name(
+                        mode, A=p.W if mode == "su" else None, scan=config.scan_method
+                    ),
                 )
             )(params, xs)
             tr = np.asarray(tr)
@@ -190,7 +189,13 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
                     p,
                     lambda q: (
                         deer.deer(
-                            step, y0, xs, q, atol=1e-12, rtol=0.0, scan_method=config.scan_method
+                            step,
+                            y0,
+                            xs,
+                            q,
+                            method=deer.Newton(scan=config.scan_method),
+                            atol=1e-12,
+                            rtol=0.0,
                         ).value
                     ),
                 )
