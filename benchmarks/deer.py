@@ -95,9 +95,10 @@ def _combine_broadcast(earlier, later):
 def profile(lengths, hiddens, batch, repeats) -> None:
     """Per-sweep cost of dense Newton against n, split into its parts (Jacobians + f, the dense
     associative scan with each combine formulation, the sequential scan), batch ``batch``."""
-    from jaxlab.deer import scan, solver
+    from jaxlab.deer import scan
+    from jaxlab.deer import sweep as sw
 
-    state = lambda y: solver._State(y, jnp.zeros((), jnp.float32))
+    state = lambda y: sw._State(y, jnp.zeros((), jnp.float32))
 
     rows = []
     for t in lengths:
@@ -107,14 +108,14 @@ def profile(lengths, hiddens, batch, repeats) -> None:
             xs = jax.random.normal(key, (batch, t, n), jnp.float32)
             y = jax.random.normal(jax.random.fold_in(key, 1), (batch, t, n), jnp.float32)
             y0 = jnp.zeros((n,), jnp.float32)
-            sweep = jax.jit(
+            sweep_fn = jax.jit(
                 jax.vmap(
                     lambda x, y, y0=y0, p=params: (
-                        solver._sweep(cells.gru, y0, x, p, state(y), deer.Newton(), None)[0].y
+                        sw._sweep(cells.gru, y0, x, p, state(y), deer.Newton(), None)[0].y
                     )
                 )
             )
-            jac = jax.jit(jax.vmap(lambda x, y, p=params: solver._jacobians(cells.gru, y, x, p)))
+            jac = jax.jit(jax.vmap(lambda x, y, p=params: sw._jacobians(cells.gru, y, x, p)))
             a = 0.5 * jac(xs, y)
             b = y
             scans = {
@@ -126,7 +127,7 @@ def profile(lengths, hiddens, batch, repeats) -> None:
                 ),
             }
             ms = lambda fn, *args: 1e3 * timing.time_fn(fn, *args, repeats=repeats)["best_s"]
-            row = [t, n, f"{ms(sweep, xs, y):.3g}", f"{ms(jac, xs, y):.3g}"]
+            row = [t, n, f"{ms(sweep_fn, xs, y):.3g}", f"{ms(jac, xs, y):.3g}"]
             row += [f"{ms(jax.jit(jax.vmap(f)), a, b):.3g}" for f in scans.values()]
             rows.append(row)
             print(" | ".join(map(str, row)), flush=True)

@@ -9,6 +9,7 @@ Modules, by concept:
   :class:`Sequential`) and :func:`method_from_name`, the config layer's map from ``METHODS``.
 * ``solver``: :func:`deer` (sweeps, then residual / forward-error / determinacy checks),
   implicit-differentiation gradients, :func:`deer_trace`, :func:`sweeps`, :func:`sequential`.
+* ``sweep``: one sweep of each method (internal to ``solver``) and the result checks.
 * ``cells``: pure RNN step functions (tanh RNN, GRU, diagonal GRU, LSTM) and their initialisers.
 * ``layer``: :class:`ParallelRNN`, an NNX layer that evaluates a cell with DEER.
 * ``seq_parallel``: the time axis split over devices with ``jax.shard_map``.
@@ -25,7 +26,7 @@ References: Lim et al. (2024), arXiv:2309.12252 (DEER); Gonzalez et al. (2024), 
 (ELK); Su, kexue.fm/archives/9783.
 """
 
-from jaxlab.deer import cells, layer, methods, scan, seq_parallel, solver
+from jaxlab.deer import cells, layer, methods, scan, seq_parallel, solver, sweep
 from jaxlab.deer.layer import (
     ParallelRNN,
     ParallelRNNConfig,
@@ -43,7 +44,6 @@ from jaxlab.deer.methods import (
     method_from_name,
 )
 from jaxlab.deer.solver import (
-    SIGMASQ_CAP,
     Cell,
     DeerResult,
     adjoint,
@@ -53,11 +53,13 @@ from jaxlab.deer.solver import (
     sequential,
     sweeps,
 )
+from jaxlab.deer.sweep import SIGMASQ_CAP
 
 __all__ = [
     "scan",
     "methods",
     "solver",
+    "sweep",
     "cells",
     "layer",
     "seq_parallel",
