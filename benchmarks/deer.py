@@ -6,6 +6,7 @@
   python benchmarks/deer.py --grad      # forward + gradient instead of forward only
   python benchmarks/deer.py --num-devices 1   # one device (default 0: batch over all)
   python benchmarks/deer.py --lengths 100000 --hiddens 1,64   # a sub-grid (comma lists)
+  python benchmarks/deer.py --no-verify # skip the dense result check (quasi stays O(T n))
   python benchmarks/deer.py --profile   # per-sweep time of dense Newton vs hidden size, and the
                                         # dense associative-scan combine (einsum vs broadcast)
 
@@ -52,7 +53,7 @@ def _memory_mb(fn, *args) -> float:
         return float("nan")
 
 
-def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
+def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh, verify: bool = True):
     """``make(mode)``: a jitted batched solve ``(xs_BTD, params)``, B split over ``data``."""
     rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
 
@@ -62,7 +63,7 @@ def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
             if mode == "scan":
                 return deer.sequential(cells.gru, y0, xs, params)
             method = deer.method_from_name(mode, scan=scan_method)
-            return deer.deer(cells.gru, y0, xs, params, method=method).value
+            return deer.deer(cells.gru, y0, xs, params, method=method, verify=verify).value
 
         def batched(xs, params):
             if grad and mesh.size > 1:
@@ -151,6 +152,11 @@ def main() -> None:
     parser.add_argument("--lengths", help="comma-separated T (default: the --quick or full grid)")
     parser.add_argument("--hiddens", help="comma-separated hidden sizes (default: likewise)")
     parser.add_argument("--profile", action="store_true", help="per-sweep cost vs hidden size")
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip deer's dense result check (one [T, n, n] Jacobian + scan per solve)",
+    )
     args = parser.parse_args()
     if args.profile:
         timing.print_machine()
@@ -173,7 +179,8 @@ def main() -> None:
     if args.hiddens:
         hiddens = tuple(int(v) for v in args.hiddens.split(","))
     modes = args.modes.split(",")
-    make = _solvers(args.grad, args.scan_method, mesh)
+    make = _solvers(args.grad, args.scan_method, mesh, verify=not args.no_verify)
+    print("deer result check (verify):", not args.no_verify)
     rows = []
     for t in lengths:
         for n in hiddens:

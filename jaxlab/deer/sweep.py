@@ -41,7 +41,7 @@ def _jacobians(func, y_prev, xs, params):
 
 
 def _linearisation(func, y_prev, xs, params, method):
-    """(J, structure) of ``method``'s sweep (not Picard)."""
+    """(J, layout) of ``method``'s sweep (not Picard)."""
     t, d = y_prev.shape
     if isinstance(method, Constant):
         a = jnp.asarray(method.A, y_prev.dtype)
@@ -58,10 +58,10 @@ def _linearisation(func, y_prev, xs, params, method):
     return jac, "dense"
 
 
-def _matvec(jac, y, structure):
-    if structure == "diag":
+def _matvec(jac, y, layout):
+    if layout == "diag":
         return jac * y
-    if structure == "dense":
+    if layout == "dense":
         return jnp.einsum("tij,tj->ti", jac, y)
     t, g, k, _ = jac.shape
     return jnp.einsum("tgij,tgj->tgi", jac, y.reshape(t, g, k)).reshape(t, g * k)
@@ -86,10 +86,10 @@ def _sweep(func, y0, xs, params, state, method, clip, tol=(0.0, 0.0)):
     fy = _eval(func, y_prev, xs, params)
     if isinstance(method, Picard):
         return state._replace(y=_guard(fy, clip)), None
-    jac, structure = _linearisation(func, y_prev, xs, params, method)
+    jac, layout = _linearisation(func, y_prev, xs, params, method)
     if not isinstance(method, Damped):
-        r = fy - _matvec(jac, y_prev, structure)
-        y_new = linear_recurrence(jac, r, y0, layout=structure, method=method.scan)
+        r = fy - _matvec(jac, y_prev, layout)
+        y_new = linear_recurrence(jac, r, y0, layout=layout, method=method.scan)
         return state._replace(y=_guard(y_new, clip)), None
     # Damped: the LM correction from the residual rho = f(y_prev) - y (see :class:`Damped`).
     rho = fy - y
@@ -97,14 +97,14 @@ def _sweep(func, y0, xs, params, state, method, clip, tol=(0.0, 0.0)):
     cap = _cap(method, y.dtype)
     delta = lax.cond(
         state.sigmasq >= cap,  # the top rung is the undamped step, by the plain scan
-        lambda: linear_recurrence(jac, rho, zeros, layout=structure),
+        lambda: linear_recurrence(jac, rho, zeros, layout=layout),
         lambda: damped_linear_recurrence(
             jac,
             rho,
             jnp.zeros_like(y),
             zeros,
             state.sigmasq,
-            layout=structure,
+            layout=layout,
             filter_only=method.filter_only,
         ),
     )
