@@ -6,6 +6,9 @@
   python benchmarks/deer.py --grad      # forward + gradient instead of forward only
   python benchmarks/deer.py --num-devices 1   # one device (default 0: batch over all)
   python benchmarks/deer.py --lengths 100000 --hiddens 1,64   # a sub-grid (comma lists)
+  python benchmarks/deer.py --no-verify # skip the dense result check (quasi stays O(T n))
+  python benchmarks/deer.py --profile   # per-sweep time of dense Newton vs hidden size, and the
+                                        # dense associative-scan combine (einsum vs broadcast)
 
 Setup as the reference's experiments/01_speed_benchmark/seq1d.py: untrained GRU (input = hidden
 size), batch 16, float32, inputs N(0, 1), DEER default tolerances, baseline = jitted
@@ -50,7 +53,7 @@ def _memory_mb(fn, *args) -> float:
         return float("nan")
 
 
-def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
+def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh, verify: bool = True):
     """``make(mode)``: a jitted batched solve ``(xs_BTD, params)``, B split over ``data``."""
     rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
 
@@ -59,7 +62,8 @@ def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
             y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
             if mode == "scan":
                 return deer.sequential(cells.gru, y0, xs, params)
-            return deer.deer(cells.gru, y0, xs, params, mode=mode, scan_method=scan_method).value
+            method = deer.method_from_name(mode, scan=scan_method)
+            return deer.deer(cells.gru, y0, xs, params, method=method, verify=verify).value
 
         def batched(xs, params):
             if grad and mesh.size > 1:
@@ -79,6 +83,61 @@ def _solvers(grad: bool, scan_method: str, mesh: jax.sharding.Mesh):
     return fwd
 
 
+def _combine_einsum(earlier, later):
+    a = jnp.einsum("...ij,...jk->...ik", later[0], earlier[0])
+    return a, jnp.einsum("...ij,...j->...i", later[0], earlier[1]) + later[1]
+
+
+def _combine_broadcast(earlier, later):
+    a = jnp.sum(later[0][..., :, :, None] * earlier[0][..., None, :, :], axis=-2)
+    return a, jnp.sum(later[0] * earlier[1][..., None, :], axis=-1) + later[1]
+
+
+def profile(lengths, hiddens, batch, repeats) -> None:
+    """Per-sweep cost of dense Newton against n, split into its parts (Jacobians + f, the dense
+    associative scan with each combine formulation, the sequential scan), batch ``batch``."""
+    from jaxlab.deer import scan
+    from jaxlab.deer import sweep as sw
+
+    state = lambda y: sw._State(y, jnp.zeros((), jnp.float32))
+
+    rows = []
+    for t in lengths:
+        for n in hiddens:
+            key = jax.random.key(n)
+            params = cells.init_gru(n, n, key=key)
+            xs = jax.random.normal(key, (batch, t, n), jnp.float32)
+            y = jax.random.normal(jax.random.fold_in(key, 1), (batch, t, n), jnp.float32)
+            y0 = jnp.zeros((n,), jnp.float32)
+            sweep_fn = jax.jit(
+                jax.vmap(
+                    lambda x, y, y0=y0, p=params: (
+                        sw._sweep(cells.gru, y0, x, p, state(y), deer.Newton(), None)[0].y
+                    )
+                )
+            )
+            jac = jax.jit(jax.vmap(lambda x, y, p=params: sw._jacobians(cells.gru, y, x, p)))
+            a = 0.5 * jac(xs, y)
+            b = y
+            scans = {
+                "einsum": lambda a, b: jax.lax.associative_scan(_combine_einsum, (a, b))[1],
+                "broadcast": lambda a, b: jax.lax.associative_scan(_combine_broadcast, (a, b))[1],
+                "library": lambda a, b, y0=y0: scan.linear_recurrence(a, b, y0),
+                "sequential": lambda a, b, y0=y0: scan.linear_recurrence(
+                    a, b, y0, method="sequential"
+                ),
+            }
+            ms = lambda fn, *args: 1e3 * timing.time_fn(fn, *args, repeats=repeats)["best_s"]
+            row = [t, n, f"{ms(sweep_fn, xs, y):.3g}", f"{ms(jac, xs, y):.3g}"]
+            row += [f"{ms(jax.jit(jax.vmap(f)), a, b):.3g}" for f in scans.values()]
+            rows.append(row)
+            print(" | ".join(map(str, row)), flush=True)
+    header = ["T", "n", "Newton sweep ms", "Jacobians ms"]
+    header += [f"dense scan ({k}) ms" for k in ("einsum", "broadcast", "library", "sequential")]
+    print(f"\nDense Newton per sweep, GRU, batch {batch}, float32, {jax.default_backend()}:\n")
+    print(timing.markdown_table(header, rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T=1000, hidden {1, 4, 16}")
@@ -92,7 +151,21 @@ def main() -> None:
     )
     parser.add_argument("--lengths", help="comma-separated T (default: the --quick or full grid)")
     parser.add_argument("--hiddens", help="comma-separated hidden sizes (default: likewise)")
+    parser.add_argument("--profile", action="store_true", help="per-sweep cost vs hidden size")
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip deer's dense result check (one [T, n, n] Jacobian + scan per solve)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        timing.print_machine()
+        lengths = tuple(int(v) for v in args.lengths.split(",")) if args.lengths else (1000,)
+        hiddens = (
+            tuple(int(v) for v in args.hiddens.split(",")) if args.hiddens else (1, 2, 4, 8, 16, 32)
+        )
+        profile(lengths, hiddens, args.batch, args.repeats)
+        return
     mesh = sharding.data_mesh(args.num_devices or None)
     sharding.check_divisible(args.batch, mesh, "--batch")  # fail loudly, no padding
     timing.print_machine()
@@ -106,7 +179,8 @@ def main() -> None:
     if args.hiddens:
         hiddens = tuple(int(v) for v in args.hiddens.split(","))
     modes = args.modes.split(",")
-    make = _solvers(args.grad, args.scan_method, mesh)
+    make = _solvers(args.grad, args.scan_method, mesh, verify=not args.no_verify)
+    print("deer result check (verify):", not args.no_verify)
     rows = []
     for t in lengths:
         for n in hiddens:

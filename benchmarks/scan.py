@@ -22,9 +22,9 @@ import timing
 from jaxlab.deer import scan
 
 
-def _inputs(structure, t, d, batch, key):
+def _inputs(layout, t, d, batch, key):
     k1, k2, k3 = jax.random.split(key, 3)
-    if structure == "diag":
+    if layout == "diag":
         a = jax.random.uniform(k1, (batch, t, d), jnp.float32, -0.99, 0.99)
     else:
         a = jax.random.normal(k1, (batch, t, d, d), jnp.float32) * (0.5 / d**0.5)
@@ -54,13 +54,13 @@ def main() -> None:
             ("dense", 10_000, 32),
         ]
     rows = []
-    for structure, t, d in cases:
-        a, b, y0 = _inputs(structure, t, d, args.batch, jax.random.key(t + d))
+    for layout, t, d in cases:
+        a, b, y0 = _inputs(layout, t, d, args.batch, jax.random.key(t + d))
         fns = {
             m: jax.jit(
                 jax.vmap(
-                    lambda a, b, y0, m=m, s=structure: scan.linear_recurrence(
-                        a, b, y0, structure=s, method=m
+                    lambda a, b, y0, m=m, s=layout: scan.linear_recurrence(
+                        a, b, y0, layout=s, method=m
                     )
                 )
             )
@@ -71,7 +71,7 @@ def main() -> None:
         diff = float(np.max(np.abs(np.asarray(seq["out"]) - np.asarray(par["out"]))))
         rows.append(
             [
-                structure,
+                layout,
                 t,
                 d,
                 f"{1e3 * seq['best_s']:.3g}",
@@ -83,7 +83,7 @@ def main() -> None:
         )
         print(" | ".join(map(str, rows[-1])), flush=True)
     header = [
-        "structure",
+        "layout",
         "T",
         "D",
         "scan best ms",

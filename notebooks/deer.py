@@ -60,11 +60,9 @@ for mode in ["newton", "quasi", "picard", "su"]:
         y0,
         xs,
         params,
-        mode=mode,
-        A=params.W,
+        method=deer.method_from_name(mode, A=params.W, scan="sequential"),
         atol=1e-10,
         rtol=0.0,
-        scan_method="sequential",
     )
     err = float(jnp.max(jnp.abs(res.value - ref)))
     its, ok = int(res.iterations), bool(res.converged)
@@ -87,9 +85,7 @@ traces = {
             xs,
             params,
             num_iters=K,
-            mode=mode,
-            A=params.W,
-            scan_method="sequential",
+            method=deer.method_from_name(mode, A=params.W, scan="sequential"),
         )
     )
     for mode in ["newton", "quasi", "picard", "su"]

@@ -32,14 +32,14 @@ def _all_modes(y0, xs, params, A, step, dtype):
     """Every mode on one problem, in one compile. Newton: associative scan, default tolerances
     (float32) or tight ones (float64); linear modes: tight tolerances, sequential linear solves
     (the associative path is covered by the Newton run and tests/test_scan.py)."""
-    out = {"sequential": deer.deer(step, y0, xs, params, mode="sequential")}
-    newton_tol = _tight(dtype) if dtype == jnp.float64 else {}
-    out["newton"] = deer.deer(step, y0, xs, params, mode="newton", **newton_tol)
-    seq = dict(scan_method="sequential", **_tight(dtype))
-    out["quasi"] = deer.deer(step, y0, xs, params, mode="quasi", **seq)
-    out["picard"] = deer.deer(step, y0, xs, params, mode="picard", **seq)
-    out["su"] = deer.deer(step, y0, xs, params, mode="su", A=A, **seq)
-    out["block"] = deer.deer(step, y0, xs, params, mode="block", block_size=2, **seq)
+    run = lambda method, **kw: deer.deer(step, y0, xs, params, method=method, **kw)
+    out = {"sequential": run(deer.Sequential())}
+    out["newton"] = run(deer.Newton(), **(_tight(dtype) if dtype == jnp.float64 else {}))
+    tight, seq = _tight(dtype), "sequential"
+    out["quasi"] = run(deer.Quasi(scan=seq), **tight)
+    out["picard"] = run(deer.Picard(), **tight)
+    out["su"] = run(deer.Constant(A, scan=seq), **tight)
+    out["block"] = run(deer.Block(2, scan=seq), **tight)
     return out
 
 
@@ -81,12 +81,22 @@ def test_damped_modes_converge_float64(key):
         run = jax.jit(
             lambda y0, xs, p, s: (
                 deer.deer(
-                    step, y0, xs, p, mode="damped", sigmasq=s, max_iter=400, **_tight(jnp.float64)
+                    step,
+                    y0,
+                    xs,
+                    p,
+                    method=deer.Damped(sigmasq=s, adaptive=False),
+                    max_iter=400,
+                    **_tight(jnp.float64),
                 ),
-                deer.deer_trace(step, y0, xs, p, num_iters=1, mode="damped", sigmasq=s)[0],
+                deer.deer_trace(
+                    step, y0, xs, p, num_iters=1, method=deer.Damped(sigmasq=s, adaptive=False)
+                )[0],
             )
         )
-        newton1 = deer.deer_trace(step, y0, xs, params, num_iters=1, scan_method="sequential")[0]
+        newton1 = deer.deer_trace(
+            step, y0, xs, params, num_iters=1, method=deer.Newton(scan="sequential")
+        )[0]
         res, one = run(y0, xs, params, 1e12)
         assert bool(res.converged)
         assert float(jnp.max(jnp.abs(res.value - ref))) <= 1e-10
@@ -101,12 +111,18 @@ def test_damped_modes_converge_float64(key):
 
 @pytest.mark.parametrize("mode", ["newton", "quasi", "picard", "constant"])
 def test_first_k_states_exact_after_k_sweeps(mode, key):
+    """Through the config-layer names (deer.method_from_name), as the runners call it."""
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, scale=1.5, t=60)
         A = 1.5 * jax.random.normal(key, (N, N), jnp.float64) / N**0.5  # rho(A) > 1 likely
         trace = jax.jit(
             lambda y0, xs, p: deer.deer_trace(
-                step, y0, xs, p, num_iters=60, mode=mode, A=A, scan_method="sequential"
+                step,
+                y0,
+                xs,
+                p,
+                num_iters=60,
+                method=deer.method_from_name(mode, A=A, scan="sequential"),
             )
         )(y0, xs, params)
         ref = np.asarray(deer.sequential(step, y0, xs, params))
@@ -120,7 +136,7 @@ def test_constant_mode_unstable_A_still_converges_within_T(key):
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, t=40)
         A = 3.0 * jnp.eye(N, dtype=jnp.float64)  # rho(A) = 3: every sweep overflows
-        res = deer.deer(step, y0, xs, params, mode="su", A=A, scan_method="sequential")
+        res = deer.deer(step, y0, xs, params, method=deer.Constant(A, scan="sequential"))
         assert bool(res.converged) and int(res.iterations) <= 40
         ref = deer.sequential(step, y0, xs, params)
         assert float(jnp.max(jnp.abs(res.value - ref))) <= 1e-10
@@ -129,10 +145,15 @@ def test_constant_mode_unstable_A_still_converges_within_T(key):
 def test_iteration_counts_and_quadratic_convergence(key):
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, scale=1.0, t=200)
-        tol = dict(atol=1e-10, rtol=0.0, scan_method="sequential")
+        tol = dict(atol=1e-10, rtol=0.0)
+        methods = dict(
+            newton=deer.Newton(scan="sequential"),
+            quasi=deer.Quasi(scan="sequential"),
+            picard=deer.Picard(),
+        )
         its = {
-            m: int(deer.deer(step, y0, xs, params, mode=m, **tol).iterations)
-            for m in ("newton", "quasi", "picard")
+            m: int(deer.deer(step, y0, xs, params, method=method, **tol).iterations)
+            for m, method in methods.items()
         }
         assert its["newton"] <= 20
         assert its["quasi"] > its["newton"] and its["picard"] > its["newton"]
@@ -154,11 +175,20 @@ _solvers = {
     # float64 runs use sequential linear solves (cheaper to compile); the associative adjoint is
     # covered by the float32 tests.
     "deer_tight": lambda step, y0, xs, p: (
-        deer.deer(step, y0, xs, p, atol=1e-12, rtol=0.0, scan_method="sequential").value
+        deer.deer(
+            step, y0, xs, p, method=deer.Newton(scan="sequential"), atol=1e-12, rtol=0.0
+        ).value
     ),
     "deer_mem": lambda step, y0, xs, p: (
         deer.deer(
-            step, y0, xs, p, atol=1e-12, rtol=0.0, memory_efficient=True, scan_method="sequential"
+            step,
+            y0,
+            xs,
+            p,
+            method=deer.Newton(scan="sequential"),
+            atol=1e-12,
+            rtol=0.0,
+            memory_efficient=True,
         ).value
     ),
     "bptt": deer.sequential,
@@ -251,25 +281,43 @@ def test_no_recompilation_on_repeated_calls(key):
         solve(y0 + i, xs * (i + 1), params)
 
 
-def test_rejects_low_precision_and_bad_mode(key):
+def test_rejects_low_precision_and_bad_method(key):
     step, y0, xs, params = _problem("tanh", jnp.float32, key=key, t=4)
     with pytest.raises(TypeError, match="float32 and float64"):
         deer.deer(step, y0.astype(jnp.bfloat16), xs, params)
+    with pytest.raises(ValueError, match="method must be a solver object.*method_from_name"):
+        deer.deer(step, y0, xs, params, method="quasi")
     with pytest.raises(ValueError, match="mode must be one of"):
-        deer.deer(step, y0, xs, params, mode="magic")
+        deer.method_from_name("magic")
     with pytest.raises(ValueError, match="needs the matrix A"):
-        deer.deer(step, y0, xs, params, mode="constant")
+        deer.method_from_name("constant")
+    with pytest.raises(ValueError, match="needs block_size"):
+        deer.method_from_name("block")
+    with pytest.raises(ValueError, match="scan must be one of"):
+        deer.Newton(scan="fast")
+    with pytest.raises(ValueError, match="Block size"):
+        deer.Block(0)
+
+
+def test_method_from_name_maps_every_config_name():
+    got = {name: deer.method_from_name(name, A=jnp.eye(2), block_size=2) for name in deer.METHODS}
+    assert got["newton"] == deer.Newton() and got["quasi"] == deer.Quasi()
+    assert got["block"] == deer.Block(2) and got["picard"] == deer.Picard()
+    assert isinstance(got["constant"], deer.Constant) and got["sequential"] == deer.Sequential()
+    assert not got["damped"].quasi and got["quasi_damped"].quasi
+    assert deer.method_from_name("su", A=jnp.eye(2), scan="sequential").scan == "sequential"
+    assert deer.method_from_name("damped", sigmasq=1e2, scan="sequential").sigmasq == 1e2
 
 
 def test_full_trace_records_every_iterate(key):
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, t=16)
-        opts = dict(mode="quasi", scan_method="sequential", atol=1e-12, rtol=0.0)
+        opts = dict(method=deer.Quasi(scan="sequential"), atol=1e-12, rtol=0.0)
         res = deer.deer(step, y0, xs, params, full_trace=True, **opts)
         k = int(res.iterations)
         assert res.trace.shape == (16, 16, N) and 1 < k <= 16
         fixed = deer.deer_trace(
-            step, y0, xs, params, num_iters=k, mode="quasi", scan_method="sequential"
+            step, y0, xs, params, num_iters=k, method=deer.Quasi(scan="sequential")
         )
         np.testing.assert_allclose(res.trace[:k], fixed, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(res.trace[-1], res.value)

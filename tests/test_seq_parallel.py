@@ -16,27 +16,27 @@ def mesh():
     return sharding.sequence_mesh(4)
 
 
-@pytest.mark.parametrize("structure", ["dense", "diag"])
-def test_sharded_linear_recurrence_equals_unsharded(mesh, structure, key):
+@pytest.mark.parametrize("layout", ["dense", "diag"])
+def test_sharded_linear_recurrence_equals_unsharded(mesh, layout, key):
     t, d = 24, 3
     k1, k2, k3 = jax.random.split(key, 3)
-    shape = (t, d, d) if structure == "dense" else (t, d)
+    shape = (t, d, d) if layout == "dense" else (t, d)
     with jax.enable_x64(True):
         a = 0.6 * jax.random.normal(k1, shape, jnp.float64)
         b = jax.random.normal(k2, (t, d), jnp.float64)
         y0 = jax.random.normal(k3, (d,), jnp.float64)
         got = jax.jit(
             lambda a, b, y0: seq_parallel.linear_recurrence_sharded(
-                a, b, y0, mesh=mesh, structure=structure
+                a, b, y0, mesh=mesh, layout=layout
             )
         )(a, b, y0)
-        want = scan.linear_recurrence(a, b, y0, structure=structure, method="sequential")
+        want = scan.linear_recurrence(a, b, y0, layout=layout, method="sequential")
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
         assert got.sharding.spec == P("seq")
 
 
-@pytest.mark.parametrize("mode", ["newton", "quasi", "picard"])
-def test_sharded_deer_equals_unsharded(mesh, mode, key):
+@pytest.mark.parametrize("method", [deer.Newton(), deer.Quasi(), deer.Picard()])
+def test_sharded_deer_equals_unsharded(mesh, method, key):
     t, n = 32, 4
     k1, k2 = jax.random.split(key)
     params = cells.init_gru(n, 2, key=k1)
@@ -44,12 +44,14 @@ def test_sharded_deer_equals_unsharded(mesh, mode, key):
     y0 = jnp.zeros((n,), jnp.float32)
     tol = dict(atol=1e-6, rtol=1e-6)
     sharded = jax.jit(
-        lambda xs, p: seq_parallel.deer_sharded(cells.gru, y0, xs, p, mesh=mesh, mode=mode, **tol)
+        lambda xs, p: seq_parallel.deer_sharded(
+            cells.gru, y0, xs, p, mesh=mesh, method=method, **tol
+        )
     )(xs, params)
-    single = deer.deer(cells.gru, y0, xs, params, mode=mode, **tol)
+    single = deer.deer(cells.gru, y0, xs, params, method=method, **tol)
     np.testing.assert_allclose(sharded.value, single.value, rtol=1e-5, atol=1e-6)
     assert int(sharded.iterations) == int(single.iterations)
-    assert bool(sharded.converged)
+    assert bool(sharded.converged) and float(sharded.residual) <= 1e-5
     ref = deer.sequential(cells.gru, y0, xs, params)
     assert float(jnp.max(jnp.abs(sharded.value - ref))) <= 1e-5
     assert sharded.value.sharding.spec == P("seq")
@@ -58,5 +60,5 @@ def test_sharded_deer_equals_unsharded(mesh, mode, key):
 def test_uneven_length_fails_loudly(mesh):
     with pytest.raises(ValueError, match="not divisible"):
         seq_parallel.linear_recurrence_sharded(
-            jnp.zeros((6, 2)), jnp.zeros((6, 2)), jnp.zeros(2), mesh=mesh, structure="diag"
+            jnp.zeros((6, 2)), jnp.zeros((6, 2)), jnp.zeros(2), mesh=mesh, layout="diag"
         )

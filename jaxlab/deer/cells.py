@@ -71,7 +71,7 @@ def diag_gru(
     h: Float[Array, " D"], x: Float[Array, " M"], params: DiagGRUParams
 ) -> Float[Array, " D"]:
     """GRU with elementwise recurrent weights (ParaGRU-like): its Jacobian df/dh is diagonal,
-    so ``mode="block", block_size=1`` is exact Newton."""
+    so ``method=Block(1)`` is exact Newton."""
     wx = params.W @ x + params.b
     z = jax.nn.sigmoid(wx[0] + params.u[0] * h)
     r = jax.nn.sigmoid(wx[1] + params.u[1] * h)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlab.array_types import Array, Float
-from jaxlab.deer import cells, solver
+from jaxlab.deer import cells, methods, solver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +25,8 @@ class ParallelRNNConfig:
       cell: ``"tanh"``, ``"gru"``, ``"diag_gru"`` or ``"lstm"``.
       in_features: M, input width.
       hidden: D, hidden width (the LSTM state is [h, c], 2D, of which h is returned).
-      mode: A :data:`jaxlab.deer.MODES` entry; ``"sequential"`` is the lax.scan baseline.
+      mode: A :data:`jaxlab.deer.METHODS` name (mapped by
+        :func:`jaxlab.deer.method_from_name`); ``"sequential"`` is the lax.scan baseline.
       scale: Spectral scale of the recurrent weights at init.
       atol: Solver tolerance (None: dtype default).
       rtol: Solver tolerance (None: dtype default).
@@ -77,16 +78,9 @@ class ParallelRNN(nnx.Module):
         y0 = jnp.zeros((size,), x_BTM.dtype)
 
         def one(x_TM):
+            method = methods.method_from_name(c.mode, block_size=c.block_size, scan=c.scan_method)
             return solver.deer(
-                step,
-                y0,
-                x_TM,
-                params,
-                mode=c.mode,
-                atol=c.atol,
-                rtol=c.rtol,
-                scan_method=c.scan_method,
-                block_size=c.block_size,
+                step, y0, x_TM, params, method=method, atol=c.atol, rtol=c.rtol
             ).value
 
         h_BTS = jax.vmap(one)(x_BTM)

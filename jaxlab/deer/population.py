@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import sharding
-from jaxlab.deer import cells, solver
+from jaxlab.deer import cells, methods, solver
 
 UNDAMPED = ("newton", "quasi", "picard", "su", "constant", "block")
 LINEAR = ("quasi", "picard", "su", "constant", "damped", "quasi_damped")  # linearly converging
@@ -133,9 +133,8 @@ def make_solve(
     def solve(params, xs):
         y0 = jnp.zeros((params.b.shape[-1],), xs.dtype)
         a = su_matrix(cell, params) if mode in ("su", "constant") else None
-        res = solver.deer(
-            step, y0, xs, params, mode=mode, A=a, scan_method=scan_method, **tols, **extra
-        )
+        method = methods.method_from_name(mode, A=a, scan=scan_method, **extra)
+        res = solver.deer(step, y0, xs, params, method=method, **tols)
         ref = solver.sequential(step, y0, xs, params)
         limit = xs.shape[0] if mode in UNDAMPED else 4 * xs.shape[0]
         return SolveStats(
@@ -182,7 +181,12 @@ def trace_steps(
     a = su_matrix(cell, params) if mode in ("su", "constant") else None
     trace = jax.jit(
         lambda p, x: solver.deer_trace(
-            step, y0, x, p, num_iters=num_iters, mode=mode, A=a, scan_method=scan_method
+            step,
+            y0,
+            x,
+            p,
+            num_iters=num_iters,
+            method=methods.method_from_name(mode, A=a, scan=scan_method),
         )
     )(params, xs)
     trace = np.asarray(trace)
@@ -205,7 +209,9 @@ def gradient_error(
         return jnp.sum(weights * jnp.sin(evaluate(p)))
 
     def deer_value(q):
-        return solver.deer(step, y0, xs, q, atol=tol, rtol=0.0, scan_method=scan_method).value
+        return solver.deer(
+            step, y0, xs, q, method=methods.Newton(scan=scan_method), atol=tol, rtol=0.0
+        ).value
 
     g_deer = jax.jit(jax.grad(lambda p: loss(p, deer_value)))(params)
     g_bptt = jax.jit(jax.grad(lambda p: loss(p, lambda q: solver.sequential(step, y0, xs, q))))(

@@ -29,28 +29,29 @@ from jax.sharding import PartitionSpec as P
 
 from jaxlab.array_types import Array, Float
 from jaxlab.deer import solver
+from jaxlab.deer.methods import Newton, Picard, Quasi
 from jaxlab.deer.scan import combine_dense, combine_diag
 
 
-def _apply(a, y, structure):
-    return a * y if structure == "diag" else jnp.einsum("...ij,...j->...i", a, y)
+def _apply(a, y, layout):
+    return a * y if layout == "diag" else jnp.einsum("...ij,...j->...i", a, y)
 
 
-def _local_linear(a, b, y0, axis, structure):
+def _local_linear(a, b, y0, axis, layout):
     """Phases 1-3 on one chunk (inside shard_map); y0 is the global initial state."""
-    combine = combine_diag if structure == "diag" else combine_dense
+    combine = combine_diag if layout == "diag" else combine_dense
     a_cum, b_cum = lax.associative_scan(combine, (a, b))
     all_a = lax.all_gather(a_cum[-1], axis)
     all_b = lax.all_gather(b_cum[-1], axis)
 
     def fold(y, ab):
-        y_next = _apply(ab[0], y, structure) + ab[1]
+        y_next = _apply(ab[0], y, layout) + ab[1]
         return y_next, y  # emit the state *entering* each chunk
 
     # The gathered summaries are typed as varying over the axis, so the carry must be too.
     _, carries = lax.scan(fold, lax.pcast(y0, (axis,), to="varying"), (all_a, all_b))
     carry = carries[lax.axis_index(axis)]
-    return _apply(a_cum, carry[None], structure) + b_cum
+    return _apply(a_cum, carry[None], layout) + b_cum
 
 
 def _check_divisible(t, mesh, axis):
@@ -68,7 +69,7 @@ def linear_recurrence_sharded(
     *,
     mesh: jax.sharding.Mesh,
     axis: str = "seq",
-    structure: str = "dense",
+    layout: str = "dense",
 ) -> Float[Array, "T D"]:
     """Solves y_t = A_t y_{t-1} + b_t with time sharded over ``mesh[axis]``.
 
@@ -81,23 +82,23 @@ def linear_recurrence_sharded(
       y0: Initial state.
       mesh: A mesh with axis ``axis`` (see :func:`jaxlab.sharding.sequence_mesh`).
       axis: Mesh axis that splits time.
-      structure: ``"dense"`` or ``"diag"``.
+      layout: ``"dense"`` or ``"diag"``.
 
     Returns:
       y_1..y_T, sharded along time.
 
     References: Blelloch (1990); Lim et al. (2024), arXiv:2309.12252 (the scan being split).
     """
-    if structure not in ("dense", "diag"):
-        raise ValueError(f"sharded recurrences support dense or diag, got {structure!r}")
+    if layout not in ("dense", "diag"):
+        raise ValueError(f"sharded recurrences support dense or diag, got {layout!r}")
     _check_divisible(b.shape[0], mesh, axis)
-    fn = functools.partial(_local_linear, axis=axis, structure=structure)
+    fn = functools.partial(_local_linear, axis=axis, layout=layout)
     return jax.shard_map(fn, mesh=mesh, in_specs=(P(axis), P(axis), P()), out_specs=P(axis))(
         A, b, y0
     )
 
 
-def _local_deer(y0, xs, params, yinit, *, func, mode, axis, max_iter, atol, rtol, clip, t):
+def _local_deer(y0, xs, params, yinit, *, func, method, axis, max_iter, atol, rtol, clip, t):
     num = lax.axis_size(axis)
     idx = lax.axis_index(axis)
     right = [(i, i + 1) for i in range(num - 1)]
@@ -107,14 +108,14 @@ def _local_deer(y0, xs, params, yinit, *, func, mode, axis, max_iter, atol, rtol
         first = jnp.where(idx == 0, y0, from_left)
         y_prev = jnp.concatenate([first[None], y[:-1]])
         fy = jax.vmap(func, in_axes=(0, 0, None))(y_prev, xs, params)
-        if mode == "picard":
+        if isinstance(method, Picard):
             return fy
         jac = jax.vmap(jax.jacfwd(func), in_axes=(0, 0, None))(y_prev, xs, params)
-        structure = "dense"
-        if mode == "quasi":
-            jac, structure = jnp.diagonal(jac, axis1=1, axis2=2), "diag"
-        r = fy - _apply(jac, y_prev, structure)
-        return _local_linear(jac, r, y0, axis, structure)
+        layout = "dense"
+        if isinstance(method, Quasi):
+            jac, layout = jnp.diagonal(jac, axis1=1, axis2=2), "diag"
+        r = fy - _apply(jac, y_prev, layout)
+        return _local_linear(jac, r, y0, axis, layout)
 
     def guard(y):
         if clip is None:
@@ -135,7 +136,14 @@ def _local_deer(y0, xs, params, yinit, *, func, mode, axis, max_iter, atol, rtol
 
     init = (jnp.int32(0), yinit, jnp.bool_(False), jnp.array(jnp.inf, yinit.dtype))
     k, y, done, step = lax.while_loop(cond, body, init)
-    return y, done, k, step
+    from_left = lax.ppermute(y[-1], axis, right)
+    y_prev = jnp.concatenate([jnp.where(idx == 0, y0, from_left)[None], y[:-1]])
+    fy = jax.vmap(func, in_axes=(0, 0, None))(y_prev, xs, params)
+    rho = fy - y
+    bad = lax.pmax(jnp.max(jnp.abs(rho) - 10 * (atol + rtol * jnp.abs(fy))), axis)
+    residual = lax.pmax(jnp.max(jnp.abs(rho)), axis)
+    nan = jnp.array(jnp.nan, y.dtype)
+    return y, done & (bad <= 0), k, step, residual, nan, nan
 
 
 def deer_sharded(
@@ -146,7 +154,7 @@ def deer_sharded(
     *,
     mesh: jax.sharding.Mesh,
     axis: str = "seq",
-    mode: str = "newton",
+    method: Newton | Quasi | Picard = Newton(),
     yinit: Float[Array, "T D"] | None = None,
     max_iter: int | None = None,
     atol: float | None = None,
@@ -155,21 +163,25 @@ def deer_sharded(
 ) -> solver.DeerResult:
     """:func:`jaxlab.deer.deer` with the time axis split across ``mesh[axis]``.
 
-    Same sweeps, stopping test and <= T stop as the single-device solver, for modes
-    ``"newton"``, ``"quasi"`` and ``"picard"``. Forward only: it has no custom gradient
-    (differentiate the single-device :func:`jaxlab.deer.deer`).
+    Same sweeps, stopping test and <= T stop as the single-device solver, for the methods
+    :class:`~jaxlab.deer.Newton`, :class:`~jaxlab.deer.Quasi` and :class:`~jaxlab.deer.Picard`
+    (their ``scan`` option is ignored: the local solves are associative). Forward only: it has
+    no custom gradient (differentiate the single-device :func:`jaxlab.deer.deer`).
+    ``converged`` needs the step test (or T sweeps) and the residual test
+    max_t |y_t - f(y_{t-1}, x_t)| <= 10 (atol + rtol |f|); the forward-error and determinacy checks
+    of :func:`jaxlab.deer.deer` are not run here (``error_estimate``/``condition`` are NaN).
 
     Args:
       func, y0, xs, params, yinit, max_iter, atol, rtol, clip: as in :func:`jaxlab.deer.deer`.
       mesh: Mesh with axis ``axis``; T must be divisible by its size.
       axis: Mesh axis that splits time.
-      mode: ``"newton"``, ``"quasi"`` or ``"picard"``.
+      method: ``Newton()``, ``Quasi()`` or ``Picard()``.
 
     Returns:
       A :class:`jaxlab.deer.DeerResult` whose ``value`` is sharded along time.
     """
-    if mode not in ("newton", "quasi", "picard"):
-        raise ValueError(f"deer_sharded supports newton, quasi, picard; got {mode!r}")
+    if not isinstance(method, (Newton, Quasi, Picard)):
+        raise ValueError(f"deer_sharded supports Newton, Quasi, Picard; got {method!r}")
     t = jax.tree_util.tree_leaves(xs)[0].shape[0]
     _check_divisible(t, mesh, axis)
     default_atol, default_rtol = solver.default_tolerances(y0.dtype)
@@ -178,7 +190,7 @@ def deer_sharded(
     fn = functools.partial(
         _local_deer,
         func=func,
-        mode=mode,
+        method=method,
         axis=axis,
         max_iter=int(t if max_iter is None else max_iter),
         atol=float(default_atol if atol is None else atol),
@@ -190,6 +202,6 @@ def deer_sharded(
         fn,
         mesh=mesh,
         in_specs=(P(), P(axis), P(), P(axis)),
-        out_specs=(P(axis), P(), P(), P()),
+        out_specs=(P(axis), P(), P(), P(), P(), P(), P()),
     )(y0, xs, params, yinit)
     return solver.DeerResult(*out)
