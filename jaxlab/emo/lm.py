@@ -148,3 +148,37 @@ def sample_continuations(model: nnx.Module, prefix_BP, num_new: int, *, key) -> 
         return quality.sample(model, prefix_BP, num_new, key=key)
 
     return np.asarray(run(state, jnp.asarray(prefix_BP, jnp.int32), key))
+
+
+def continuation_quality(
+    model: nnx.Module,
+    base: nnx.Module,
+    prompts_BL,
+    prefix_len: int,
+    distinct_n: tuple[int, ...],
+    repetition_n: int,
+    *,
+    key,
+) -> tuple[dict, np.ndarray]:
+    """Sample quality of ``model``'s unbiased continuations of held-out prompts.
+
+    ``model`` continues each prompt's first ``prefix_len`` bytes to the prompt's length; MAUVE
+    compares the continuations with the human ones on features of ``base`` (the pre-trained
+    model), and distinct-n / repetition rate are measured on the sampled bytes.
+
+    Returns:
+      ``({"mauve", "distinct_<n>"..., "repetition"}, continuations [B, L - prefix_len])``.
+    """
+    k_sample, k_mauve = jax.random.split(key)
+    prompts_BL = np.asarray(prompts_BL)
+    cont = sample_continuations(
+        model, prompts_BL[:, :prefix_len], prompts_BL.shape[1] - prefix_len, key=k_sample
+    )
+    text = np.concatenate([prompts_BL[:, :prefix_len], cont], axis=1)
+    feats = continuation_features(base, text, prefix_len)
+    human = continuation_features(base, prompts_BL, prefix_len)
+    out = {"mauve": quality.mauve(feats, human, key=k_mauve)["mauve"]}
+    for n in distinct_n:
+        out[f"distinct_{n}"] = quality.distinct_n(cont, n)
+    out["repetition"] = quality.repetition_rate(cont, repetition_n)
+    return out, cont

@@ -51,21 +51,6 @@ def _finetune(graphdef, state, step_fn, tokens, cfg, key, log):
     return nnx.merge(graphdef, state)[0]
 
 
-def _quality(model, base, prompts, prefix_len, ev, key):
-    k_sample, k_mauve = jax.random.split(key)
-    cont = emo_lm.sample_continuations(
-        model, prompts[:, :prefix_len], prompts.shape[1] - prefix_len, key=k_sample
-    )
-    text = np.concatenate([prompts[:, :prefix_len], cont], axis=1)
-    feats = emo_lm.continuation_features(base, text, prefix_len)
-    human = emo_lm.continuation_features(base, prompts, prefix_len)
-    out = {"mauve": quality.mauve(feats, human, key=k_mauve)["mauve"]}
-    for n in ev.distinct_n:
-        out[f"distinct_{n}"] = quality.distinct_n(cont, n)
-    out["repetition"] = quality.repetition_rate(cont, ev.repetition_n)
-    return out, cont
-
-
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     model_cfg = lm_config(config.model)
     pre_cfg = to_dataclass(train.TrainConfig, config.pretrain)
@@ -92,7 +77,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     prompts = data.eval_windows(dom.heldout, ev.num_samples, ev.prefix_len + ev.continuation_len)
 
     def evaluate(model, key):
-        q, cont = _quality(model, base, prompts, ev.prefix_len, ev, key)
+        q, cont = emo_lm.continuation_quality(
+            model, base, prompts, ev.prefix_len, ev.distinct_n, ev.repetition_n, key=key
+        )
         return dict(
             bits_per_byte=train.evaluate(model, windows)["bits_per_byte"],
             entropy_bits=emo_lm.entropy_bits(model, windows),
