@@ -7,7 +7,7 @@ normalises the lines as SentencePiece does, packs whole lines end to end into ``
 and maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte fallback).
 
 Host work (layout, lattice search, reading ids back) runs in the small compiled kernels of
-:mod:`jaxlab.tokenizer.native` when a C compiler is available, else in vectorised NumPy; the
+:mod:`jaxlab.tokenizer.native` when ``pip install`` built them, else in vectorised NumPy; the
 results are identical. Large inputs are split into chunks of about ``CHUNK_CHARS`` characters
 and pipelined: the DP of one chunk runs (asynchronous dispatch) while the host lays out the next
 chunk and reads back the previous one.
@@ -15,6 +15,8 @@ chunk and reads back the previous one.
 ``alpha=None`` (the default) is Viterbi; a finite ``alpha >= 0`` samples from P(w)^alpha / Z
 (``alpha = 0``: uniform over segmentations). BytePiece's ``alpha < 0`` sentinel for Viterbi is
 not accepted: a negative or nan ``alpha`` raises ``ValueError`` (CONTRIBUTING.md, STYLE §2.4).
+
+A single concept (the batched host API and its pipelining), about 460 lines, so it is not split.
 """
 
 from __future__ import annotations
