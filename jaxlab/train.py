@@ -205,6 +205,32 @@ class FitResult:
     final: dict  # last held-out evaluation (bits_per_byte, accuracy)
 
 
+def _window_hits(graphdef, model_state, windows_BL1):
+    logits_BLV = nnx.merge(graphdef, model_state)(windows_BL1[:, :-1])
+    return (jnp.argmax(logits_BLV, -1) == windows_BL1[:, 1:]).astype(jnp.float32)
+
+
+_window_hits_jit = jax.jit(_window_hits, static_argnums=0)
+
+
+def window_hits(
+    model_cfg: LMConfig, model_state, windows_BL1: np.ndarray, *, chunk: int = 8, use_jit=True
+) -> np.ndarray:
+    """Per-window, per-position next-byte hits (W, L) of ``model_state`` under ``model_cfg``.
+
+    ``model_state`` (``nnx.state`` of a trained TinyLM) is merged into the graphdef of
+    ``model_cfg``, which may differ from the trained config where the difference has no
+    parameters (RoPE scaling, ReRoPE window, attention scale). Eager evaluation
+    (``use_jit=False``) reuses per-op compilations across many configs (each is a new graph,
+    so a jitted forward recompiles the whole model); jit for large runs.
+    """
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: TinyLM(model_cfg, rngs=nnx.Rngs(0))))
+    fn = _window_hits_jit if use_jit else _window_hits
+    parts = [np.asarray(fn(graphdef, model_state, jnp.asarray(windows_BL1[i : i + chunk])))
+             for i in range(0, windows_BL1.shape[0], chunk)]  # fmt: skip
+    return np.concatenate(parts)
+
+
 def fit(
     model_cfg: LMConfig,
     train_cfg: TrainConfig,

@@ -102,3 +102,36 @@ def test_gpu_configs_load(name):
     if name == "rope_extrapolation":
         assert c.eval_factor * t.seq_len == 4096
         assert min(c.eval_windows, c.repeat_windows) >= 64
+
+
+def _synthetic_accuracies(offsets, noise, suffix_step=0.02):
+    """Per-window accuracies: a shared per-window level plus a per-variant offset (paired)."""
+    acc = {}
+    for j, suffix in enumerate(("", "-log n†", "-log n")):
+        for name, off in offsets.items():
+            v = (noise + off + j * suffix_step).astype(np.float32)
+            acc[name + suffix] = {"natural": v, "repeated": v}
+    return acc
+
+
+def test_order_claims_agree_and_disagree_on_constructed_orderings(key):
+    """Offsets built to satisfy every ordering agree; swapping PI and Baseline disagrees."""
+    noise = np.random.default_rng(2).normal(0.0, 0.01, size=24)
+    offsets = {"Baseline": 0.2, "PI": 0.1, "NTK-old": 0.3, "NTK-fixed": 0.3,
+               "NTK-mixed b=0.5": 0.4, "ReRoPE w=4": 0.45, "ReRoPE w=8": 0.5,
+               "ReRoPE w=16": 0.05}  # fmt: skip
+    kw = dict(key=key, rerope_windows=(4, 8, 16), train_len=16, mix_b=0.5, same=0.01,
+              num_resamples=300, level=0.95, source="test")  # fmt: skip
+    in_range = (noise + 0.5).astype(np.float32)  # equal to the best ReRoPE (w=8), per window
+    claims = evaluation.order_claims(_synthetic_accuracies(offsets, noise), in_range, **kw)
+    assert len(claims) == 12
+    assert all(c["agree"] is True for c in claims), [c for c in claims if c["agree"] is not True]
+    swapped = offsets | {"Baseline": 0.1, "PI": 0.2}
+    claims = evaluation.order_claims(_synthetic_accuracies(swapped, noise), in_range, **kw)
+    assert claims[0]["name"].startswith("PI < Baseline") and claims[0]["agree"] is False
+    rows = evaluation.magnitude_rows(_synthetic_accuracies(offsets, noise), train_len=16,
+                                     mix_b=0.5, source="test")  # fmt: skip
+    want = [noise.mean() + offsets[n] for n in ("Baseline", "NTK-fixed", "NTK-mixed b=0.5",
+                                                "ReRoPE w=8")]  # fmt: skip
+    np.testing.assert_allclose([r["measured"] for r in rows], want, rtol=1e-5)
+    assert all(r["agree"] is None for r in rows)

@@ -11,20 +11,17 @@ bootstrap intervals over the evaluation windows (:func:`jaxlab.rope.evaluation.b
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 
 from jaxlab import attention, config_args, data, metrics, plots, report, rope, sharding, train
-from jaxlab.models import LMConfig, TinyLM, lm_config
+from jaxlab.models import LMConfig, lm_config
 from jaxlab.rope import evaluation
 
 SOURCE = "Su, kexue.fm/archives/9706 and /9708 (GAU, L = 512, test at 4096)"
 SCALE_VARIANTS = (("", "plain", "inverse_sqrt"), ("-log n†", "plain", "logn_posthoc"),
                   ("-log n", "logn", "logn"))  # fmt: skip
-# Su's non-repeated accuracy at 4096 (9706/9708 tables), for the magnitude rows.
-SU_NATURAL = {"Baseline": 0.2316, "NTK-fixed": 0.3961, "NTK-mixed": 0.4012, "ReRoPE L/2": 0.4848}
 
 
 def _methods(config) -> list[tuple[str, dict]]:
@@ -46,27 +43,6 @@ def _methods(config) -> list[tuple[str, dict]]:
 def _model_config(config, **overrides) -> LMConfig:
     """The one place an LMConfig is built: the model section plus attention ``overrides``."""
     return lm_config(config.model).with_attention(**overrides)
-
-
-def _correct(graphdef, state, windows_BL1):
-    logits_BLV = nnx.merge(graphdef, state)(windows_BL1[:, :-1])
-    return (jnp.argmax(logits_BLV, -1) == windows_BL1[:, 1:]).astype(jnp.float32)
-
-
-_correct_jit = jax.jit(_correct, static_argnums=0)
-
-
-def _accuracy(cfg: LMConfig, state, windows: np.ndarray, chunk: int, use_jit: bool):
-    """Per-window, per-position next-byte hits (W, L) of ``state`` under ``cfg``.
-
-    Eager evaluation reuses per-op compilations across variants (each variant is a new graph, so
-    a jitted forward would recompile the whole model every time); jit for large runs.
-    """
-    graphdef = nnx.graphdef(nnx.eval_shape(lambda: TinyLM(cfg, rngs=nnx.Rngs(0))))
-    fn = _correct_jit if use_jit else _correct
-    parts = [np.asarray(fn(graphdef, state, jnp.asarray(windows[i : i + chunk])))
-             for i in range(0, windows.shape[0], chunk)]  # fmt: skip
-    return np.concatenate(parts)
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
@@ -101,7 +77,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         for v, (suffix, model_name, scale) in enumerate(SCALE_VARIANTS):
             cfg = _model_config(config, attention_scale=scale, **overrides)
             hits[method + suffix] = {
-                kind: _accuracy(cfg, states[model_name], w, config.eval_chunk, config.jit_eval)
+                kind: train.window_hits(
+                    cfg, states[model_name], w, chunk=config.eval_chunk, use_jit=config.jit_eval
+                )
                 for kind, w in windows.items()
             }
             row = {kind: float(h.mean()) for kind, h in hits[method + suffix].items()}
@@ -113,8 +91,14 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     in_range = {s: hits["Baseline" + s]["natural"][:, :length].mean(1) for s, _, _ in
                 SCALE_VARIANTS}  # fmt: skip
     per_window = {n: {kind: h.mean(1) for kind, h in d.items()} for n, d in hits.items()}
-    claims = _frequency_claims(config) + _order_claims(config, per_window, in_range[""])
-    claims += _magnitude_rows(config, per_window)
+    b, train_len = config.bootstrap, config.model.train_len
+    claims = _frequency_claims(config) + evaluation.order_claims(
+        per_window, in_range[""], key=jax.random.fold_in(jax.random.key(config.seed), 7),
+        rerope_windows=config.rerope_windows, train_len=train_len, mix_b=config.mix_b,
+        same=float(config.tolerance.same), num_resamples=b.num_resamples, level=b.level,
+        source=SOURCE)  # fmt: skip
+    claims += evaluation.magnitude_rows(per_window, train_len=train_len, mix_b=config.mix_b,
+                                        source=SOURCE)  # fmt: skip
     table = report.markdown_table(
         ["method", f"{length} (train, same windows)", f"{k * length} repeated",
          f"{k * length} natural", f"natural, positions >= {length}"],
@@ -183,66 +167,6 @@ def _frequency_claims(config) -> list:
                        "0.625, 0.75): max abs. diff from the 4-decimal table",
                        got["table_max_abs"], tol.multiplier_table_abs, source=SOURCE),
     ]  # fmt: skip
-
-
-def _order_claims(config, acc: dict, in_range: np.ndarray) -> list:
-    """Su's orderings on per-window accuracy at k·L, each decided by a bootstrap interval."""
-    same, b = float(config.tolerance.same), config.bootstrap
-    key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    nat = {n: a["natural"] for n, a in acc.items()}
-    windows = [int(w) for w in config.rerope_windows if w < config.model.train_len]
-    best = max((f"ReRoPE w={w}" for w in windows), key=lambda n: nat[n].mean())
-    mixed = f"NTK-mixed b={config.mix_b}"
-
-    def ci(diffs, i, reduce=None):  # diffs: (W,) or (W, M); reduce to a scalar
-        return evaluation.bootstrap_ci(diffs, key=jax.random.fold_in(key, i), reduce=reduce,
-                                       num_resamples=b.num_resamples, level=b.level)  # fmt: skip
-
-    def above(name, diffs, i, threshold=0.0, reduce=None):
-        point, lo, hi = ci(diffs, i, reduce)
-        return report.interval_above(name, (lo, hi), threshold, source=SOURCE, measured=point)
-
-    def close(name, diffs, i):
-        point, lo, hi = ci(diffs, i)
-        verdict = evaluation.equivalence_verdict((lo, hi), same)
-        return report.claim(name, source=SOURCE, expected=f"|difference| <= {same}",
-                            measured=f"{point:.4g} [{lo:.4g}, {hi:.4g}]", agree=verdict,
-                            tolerance="CI" + (" (not resolvable at this size)" if verdict is None
-                                              else ""))  # fmt: skip
-
-    full = nat[f"ReRoPE w={config.model.train_len}"][:, None]
-    collapse = np.stack([nat["Baseline"], nat[best]], 1) - full  # both gaps, per window
-    claims = [
-        above("PI < Baseline (natural, difference)", nat["Baseline"] - nat["PI"], 0),
-        above("Baseline < NTK-old (natural, difference)", nat["NTK-old"] - nat["Baseline"], 1),
-        above("Baseline < NTK-fixed (natural, difference)", nat["NTK-fixed"] - nat["Baseline"], 2),
-        close("NTK-old ≈ NTK-fixed (natural, difference)", nat["NTK-old"] - nat["NTK-fixed"], 3),
-        above("NTK-fixed < NTK-mixed (natural, difference)", nat[mixed] - nat["NTK-fixed"], 4),
-        above("NTK-mixed < best ReRoPE w < L (natural, difference)", nat[best] - nat[mixed], 5),
-        close("best ReRoPE w < L ≈ accuracy at L on the same windows (natural, difference)",
-              nat[best] - in_range, 6),
-        above(f"ReRoPE w=L collapses: below Baseline and best ReRoPE by > {same} (natural)",
-              collapse, 7, same, jnp.min),
-    ]  # fmt: skip
-    rows = ["NTK-fixed", mixed] + [f"ReRoPE w={w}" for w in windows]
-    for j, kind in enumerate(("natural", "repeated")):
-        a = lambda s: np.stack([acc[n + s][kind] for n in rows], 1)  # noqa: B023
-        claims += [
-            above(f"log n > log n† for NTK-fixed, NTK-mixed, ReRoPE ({kind}, smallest difference)",
-                  a("-log n") - a("-log n†"), 10 + 2 * j, reduce=jnp.min),
-            above(f"log n† > plain for NTK-fixed, NTK-mixed, ReRoPE ({kind}, smallest difference)",
-                  a("-log n†") - a(""), 11 + 2 * j, reduce=jnp.min),
-        ]  # fmt: skip
-    return claims
-
-
-def _magnitude_rows(config, acc: dict) -> list:
-    half = config.model.train_len // 2
-    ours = dict(zip(SU_NATURAL, ("Baseline", "NTK-fixed", f"NTK-mixed b={config.mix_b}",
-                                 f"ReRoPE w={half}"), strict=True))  # fmt: skip
-    return [report.reported(f"{n} natural accuracy at 8L (Su's table)", float(acc[ours[n]][
-            "natural"].mean()), source=SOURCE, expected=f"{v:.4f}", why="byte LM, not Su's "
-            "~100M-parameter GAU on tokens") for n, v in SU_NATURAL.items()]  # fmt: skip
 
 
 def _plot_length(curves, length, workdir):

@@ -11,6 +11,8 @@ compared on the same windows, so differences are paired), never by comparing two
   :func:`scaling_identities`, the checks the extrapolation experiment reports.
 * :func:`bootstrap_ci`: percentile interval of a statistic of per-window values.
 * :func:`equivalence_verdict`: "≈ within a margin" from such an interval.
+* :func:`order_claims`, :func:`magnitude_rows`: Su's orderings and table values as report claims,
+  from per-window accuracies of the named variants (the extrapolation experiment's verdicts).
 
 References: Su (2023), https://kexue.fm/archives/9706, https://kexue.fm/archives/9708;
 Efron & Tibshirani, "An Introduction to the Bootstrap" (1993), ch. 13 (percentile intervals).
@@ -23,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Real
 
+from jaxlab import report
 from jaxlab.array_types import Array, ArrayLike, Float, PRNGKeyArray
 from jaxlab.rope.scaling import RopeScaling, base_inv_freq, rope_frequencies
 
@@ -150,6 +153,87 @@ def equivalence_verdict(ci: tuple[float, float], margin: float) -> bool | None:
     return None
 
 
+# Su's non-repeated accuracy at 4096 (9706/9708 tables), for :func:`magnitude_rows`.
+SU_NATURAL = {"Baseline": 0.2316, "NTK-fixed": 0.3961, "NTK-mixed": 0.4012, "ReRoPE L/2": 0.4848}
+
+
+def order_claims(
+    acc: dict, in_range: np.ndarray, *, key: PRNGKeyArray, rerope_windows, train_len: int,
+    mix_b, same: float, num_resamples: int, level: float, source: str,
+) -> list[dict]:  # fmt: skip
+    """Su's orderings on per-window accuracy at k·L, each decided by a bootstrap interval.
+
+    Args:
+      acc: variant name -> {"natural", "repeated"} -> per-window accuracy (W,). Names follow the
+        extrapolation experiment: "Baseline", "PI", "NTK-old", "NTK-fixed", f"NTK-mixed
+        b={mix_b}", f"ReRoPE w={w}" for each w in ``rerope_windows`` (one of them ``train_len``),
+        each also with the suffixes "-log n†" (post-hoc log n) and "-log n" (pre-trained).
+      in_range: per-window natural accuracy at the training length (W,).
+      key: PRNG key; claim i resamples with ``fold_in(key, i)``.
+      same: margin of the "≈" claims and of the ReRoPE w = L collapse.
+
+    Returns:
+      A list of :func:`jaxlab.report.claim` dicts (the best ReRoPE w < L is chosen on ``acc``).
+    """
+    nat = {n: a["natural"] for n, a in acc.items()}
+    windows = [int(w) for w in rerope_windows if w < train_len]
+    best = max((f"ReRoPE w={w}" for w in windows), key=lambda n: nat[n].mean())
+    mixed = f"NTK-mixed b={mix_b}"
+
+    def ci(diffs, i, reduce=None):  # diffs: (W,) or (W, M); reduce to a scalar
+        return bootstrap_ci(diffs, key=jax.random.fold_in(key, i), reduce=reduce,
+                            num_resamples=num_resamples, level=level)  # fmt: skip
+
+    def above(name, diffs, i, threshold=0.0, reduce=None):
+        point, lo, hi = ci(diffs, i, reduce)
+        return report.interval_above(name, (lo, hi), threshold, source=source, measured=point)
+
+    def close(name, diffs, i):
+        point, lo, hi = ci(diffs, i)
+        verdict = equivalence_verdict((lo, hi), same)
+        return report.claim(name, source=source, expected=f"|difference| <= {same}",
+                            measured=f"{point:.4g} [{lo:.4g}, {hi:.4g}]", agree=verdict,
+                            tolerance="CI" + (" (not resolvable at this size)" if verdict is None
+                                              else ""))  # fmt: skip
+
+    full = nat[f"ReRoPE w={train_len}"][:, None]
+    collapse = np.stack([nat["Baseline"], nat[best]], 1) - full  # both gaps, per window
+    claims = [
+        above("PI < Baseline (natural, difference)", nat["Baseline"] - nat["PI"], 0),
+        above("Baseline < NTK-old (natural, difference)", nat["NTK-old"] - nat["Baseline"], 1),
+        above("Baseline < NTK-fixed (natural, difference)", nat["NTK-fixed"] - nat["Baseline"], 2),
+        close("NTK-old ≈ NTK-fixed (natural, difference)", nat["NTK-old"] - nat["NTK-fixed"], 3),
+        above("NTK-fixed < NTK-mixed (natural, difference)", nat[mixed] - nat["NTK-fixed"], 4),
+        above("NTK-mixed < best ReRoPE w < L (natural, difference)", nat[best] - nat[mixed], 5),
+        close("best ReRoPE w < L ≈ accuracy at L on the same windows (natural, difference)",
+              nat[best] - in_range, 6),
+        above(f"ReRoPE w=L collapses: below Baseline and best ReRoPE by > {same} (natural)",
+              collapse, 7, same, jnp.min),
+    ]  # fmt: skip
+    rows = ["NTK-fixed", mixed] + [f"ReRoPE w={w}" for w in windows]
+    for j, kind in enumerate(("natural", "repeated")):
+        a = lambda s: np.stack([acc[n + s][kind] for n in rows], 1)  # noqa: B023
+        claims += [
+            above(f"log n > log n† for NTK-fixed, NTK-mixed, ReRoPE ({kind}, smallest difference)",
+                  a("-log n") - a("-log n†"), 10 + 2 * j, reduce=jnp.min),
+            above(f"log n† > plain for NTK-fixed, NTK-mixed, ReRoPE ({kind}, smallest difference)",
+                  a("-log n†") - a(""), 11 + 2 * j, reduce=jnp.min),
+        ]  # fmt: skip
+    return claims
+
+
+def magnitude_rows(acc: dict, *, train_len: int, mix_b, source: str) -> list[dict]:
+    """:data:`SU_NATURAL` next to our natural accuracy at 8L (reported, no verdict).
+
+    ``acc`` is as in :func:`order_claims`; "ReRoPE L/2" is f"ReRoPE w={train_len // 2}".
+    """
+    ours = dict(zip(SU_NATURAL, ("Baseline", "NTK-fixed", f"NTK-mixed b={mix_b}",
+                                 f"ReRoPE w={train_len // 2}"), strict=True))  # fmt: skip
+    return [report.reported(f"{n} natural accuracy at 8L (Su's table)", float(acc[ours[n]][
+            "natural"].mean()), source=source, expected=f"{v:.4f}", why="byte LM, not Su's "
+            "~100M-parameter GAU on tokens") for n, v in SU_NATURAL.items()]  # fmt: skip
+
+
 __all__ = [
     "repeated_windows",
     "frequency_multipliers",
@@ -159,4 +243,7 @@ __all__ = [
     "scaling_identities",
     "bootstrap_ci",
     "equivalence_verdict",
+    "SU_NATURAL",
+    "order_claims",
+    "magnitude_rows",
 ]
