@@ -261,3 +261,21 @@ def test_checkpoint_metadata_recreates_the_rule(tmp_path):  # acceptance 10
     before = np.asarray(ats.logit_scale(cfg.attention.scale, cfg.attention.head_dim, n))
     after = np.asarray(ats.logit_scale(loaded.attention.scale, loaded.attention.head_dim, n))
     assert before.tobytes() == after.tobytes()
+
+
+def test_survey_tables_and_identity_errors(key):
+    """The survey's table shaping follows its formulas; the identity errors are tiny and split."""
+    normal = np.asarray([2.0, 3.0])
+    fake = dict(normal=normal, cosine={128: np.asarray([20.0, 30.0])}, support=1 + 2 * normal**2)
+    header, rows = ats.alpha_table((64, 4096), (128,), fake)
+    assert len(header) == len(rows[1]) == 9
+    n = 4096
+    want = [n, 3.0, 0.84 * np.sqrt(np.log(n)), 12 / 9, np.log(n), 30.0, 3.5 * np.log(n)]
+    np.testing.assert_allclose(rows[1][:7], want, **F64)
+    np.testing.assert_allclose(rows[1][7:], [np.log(n) / 0.24, 19.0], **F64)
+    header, rows = ats.entropy_table({"r": ([1.0, 2.0], [3.0])}, (16, 64), (512,))
+    assert header == ["rule", "n=16 mean field", "n=64 mean field", "n=512 Monte Carlo"]
+    np.testing.assert_allclose(rows[-1][1:], np.log([16, 64, 512]), **F64)
+    rel, one_hot = ats.gradient_identity_errors(key)
+    assert rel < 1e-12 and one_hot < 1e-6
+    assert ats.gradient_identity_errors(key, ns=(512,), alphas=(1.0,))[1] == 0.0  # not one-hot

@@ -10,6 +10,9 @@ Modules, by concept:
 * ``rules``: :class:`ScaleRule` (1/√d, μP, fixed α, log-n, gradient-max, cosine, YaRN, Llama 4)
   and :func:`logit_scale`, the per-row multiplier ``jaxlab.attention`` applies; the log-n query
   factor :func:`logn_factor` used by the RoPE extrapolation experiment.
+* ``survey``: the experiment's result blocks from the above (α* tables and fits, the gradient
+  identity's errors, the exact objective on an α grid, entropy vs n per rule) and their
+  ``(header, rows)`` tables; the runner only turns them into claims, tables and plots.
 
 Example::
 
@@ -20,7 +23,7 @@ Example::
 References: Su (2023) kexue.fm/archives/9812; Su (2021) kexue.fm/archives/8823, (2020) /7695.
 """
 
-from jaxlab.attention_scale import monte_carlo, rules, theory
+from jaxlab.attention_scale import monte_carlo, rules, survey, theory
 from jaxlab.attention_scale.monte_carlo import (
     SCORE_KINDS,
     attention_entropy,
@@ -41,6 +44,17 @@ from jaxlab.attention_scale.rules import (
     query_scale,
     rope_attention_factor,
     yarn_factor,
+)
+from jaxlab.attention_scale.survey import (
+    alpha_survey,
+    alpha_table,
+    cosine_objective_rows,
+    entropy_curves,
+    entropy_table,
+    gradient_identity_errors,
+    meanfield_entropy_pair,
+    normal_objective_survey,
+    objective_table,
 )
 from jaxlab.attention_scale.theory import (
     SU_GRID,
@@ -90,4 +104,14 @@ __all__ = [
     "cosine_temperature",
     "gradmax_alpha",
     "rope_attention_factor",
+    "survey",
+    "alpha_survey",
+    "alpha_table",
+    "gradient_identity_errors",
+    "meanfield_entropy_pair",
+    "normal_objective_survey",
+    "cosine_objective_rows",
+    "objective_table",
+    "entropy_curves",
+    "entropy_table",
 ]

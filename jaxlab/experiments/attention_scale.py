@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxlab import attention_scale as ats
 from jaxlab import metrics, plots, report
+from jaxlab.attention_scale import survey
 
 S9812, S8823 = "kexue.fm/archives/9812", "kexue.fm/archives/8823"
 SU_NORMAL = (1.549, 1.711, 2.008, 2.147, 2.405, 2.678)  # mean-field α*, n = table_ns
@@ -26,18 +27,9 @@ SU_ENTROPY = {"standard": (3.67, 5.75, 7.83), "entropy-invariant": (3.94, 5.75, 
 
 
 def _alpha_tables(config, tol) -> tuple[list, dict, dict, dict]:
-    ns = np.asarray(config.table_ns, np.float64)
-    with jax.enable_x64(True):
-        normal = np.asarray(jax.vmap(ats.alpha_star_normal)(jnp.asarray(ns)))
-        cosine = {
-            d: np.asarray(jax.jit(jax.vmap(lambda n, d=d: ats.alpha_star_cosine(n, d)))(ns))
-            for d in config.cosine_dims
-        }
-        grid = np.asarray(ats.SU_GRID, np.float64)
-        grid_normal = np.asarray(jax.vmap(ats.alpha_star_normal)(jnp.asarray(grid)))
-        grid_cos = np.asarray(jax.jit(jax.vmap(lambda n: ats.alpha_star_cosine(n, 128)))(grid))
-        c_normal = float(ats.fit_through_origin(np.sqrt(np.log(grid)), grid_normal))
-        c_cos = float(ats.fit_through_origin(np.log(grid), grid_cos))
+    s = survey.alpha_survey(config.table_ns, config.cosine_dims)
+    normal, cosine, support, grid_normal = s["normal"], s["cosine"], s["support"], s["grid_normal"]
+    grid_cos, c_normal, c_cos = s["grid_cos"], s["c_normal"], s["c_cos"]
     claims = [
         report.within(f"α* normal, n = {n}", a, ref, source=S9812, abs=tol.alpha_normal)
         for n, a, ref in zip(config.table_ns, normal, SU_NORMAL, strict=True)
@@ -68,37 +60,19 @@ def _alpha_tables(config, tol) -> tuple[list, dict, dict, dict]:
         i = list(config.table_ns).index(n)
         claims.append(report.within(f"effective support 1 + 2α*², n = {n}", support[i], ref,
                                     source=S9812, abs=tol.support))  # fmt: skip
-    ident = float(np.max(np.abs(ns * np.exp(-(normal**2)) / support - 1)))
-    claims.append(report.at_most("n e^{−α*²} = 1 + 2α*² (max rel error)", ident, 1e-9,
+    claims.append(report.at_most("n e^{−α*²} = 1 + 2α*² (max rel error)", s["identity"], 1e-9,
                                  source=S9812, sanity=True))  # fmt: skip
-    rows = [[n, normal[i], 0.84 * math.sqrt(math.log(n)), math.log(n) / math.log(512),
-             math.log(n), *[cosine[d][i] for d in config.cosine_dims], 3.5 * math.log(n),
-             math.log(n) / 0.24, support[i]] for i, n in enumerate(config.table_ns)]  # fmt: skip
-    header = ["n", "α* normal", "0.84√ln n", "log_512 n", "ln n",
-              *[f"α*_cos d={d}" for d in config.cosine_dims], "3.5 ln n", "ln n/0.24",
-              "1 + 2α*²"]  # fmt: skip
+    header, rows = survey.alpha_table(config.table_ns, config.cosine_dims, s)
     figures = {"fit_c_normal": c_normal, "fit_c_cosine_d128": c_cos}
-    curves = {"grid": grid, "normal": grid_normal, "cosine": grid_cos}
+    curves = {"grid": s["grid"], "normal": grid_normal, "cosine": grid_cos}
     table = report.markdown_table(header, rows)
     return claims, {"α* and the scale rules (mean field)": table}, figures, curves
 
 
 def _identity_and_entropy(config, tol, key) -> tuple[list, dict, dict]:
+    rel, one_hot = survey.gradient_identity_errors(key)  # one_hot: abs error (see notes)
+    mf = survey.meanfield_entropy_pair(config.entropy.d)
     with jax.enable_x64(True):
-        rel, one_hot = 0.0, 0.0  # one_hot: abs error where 1 − max p < 1e-3 (see notes)
-        for n in (2, 17, 512):
-            s = jax.random.normal(jax.random.fold_in(key, n), (n,), jnp.float64)
-            for a in (0.1, 1.0, 10.0):
-                lhs = float(ats.softmax_jacobian_half_l1(s, jnp.float64(a)))
-                rhs = float(ats.jacobian_objective(s, jnp.float64(a)))
-                if 1 - float(jnp.max(jax.nn.softmax(a * s))) < 1e-3:
-                    one_hot = max(one_hot, abs(lhs - rhs))
-                else:
-                    rel = max(rel, abs(lhs / rhs - 1))
-        d = config.entropy.d
-        mf = {n: (float(ats.meanfield_entropy(float(n), math.sqrt(d), d)),
-                  float(ats.meanfield_entropy(float(n), math.log(n) / math.log(512) * math.sqrt(d),
-                                              d))) for n in (64, 512, 4096)}  # fmt: skip
         consts = [float(ats.entropy_correction_per_dim(dd, dtype=jnp.float64)) for dd in (64, 128)]
         const = float(ats.laplace_entropy_constant(jnp.float64))
     claims = [report.at_most("½‖∂p/∂s‖₁ = α(1 − Σp²), jax.jacfwd, float64 (max rel error)", rel,
@@ -124,28 +98,6 @@ def _identity_and_entropy(config, tol, key) -> tuple[list, dict, dict]:
     return claims, {"laplace_constant": const, "identity_max_rel_error": rel}, mf
 
 
-def _entropy_curves(config, key) -> dict:
-    """Entropy vs n per rule; the rule's multiplier λ of q·k gives t = λ d (8823 model)."""
-    e, d = config.entropy, config.entropy.d
-    rules = {"standard 1/√d": lambda n: ats.ScaleRule(),
-             "entropy-invariant log_512 n/√d": lambda n: ats.ScaleRule("logn"),
-             "gradient-max α*(n)/√d": lambda n: ats.ScaleRule("gradmax", n=float(n)),
-             f"fixed α = {e.fixed_alpha}": lambda n: ats.ScaleRule("fixed", alpha=e.fixed_alpha),
-             "μP 1/d": lambda n: ats.ScaleRule("mup"),
-             "Chiang–Cholak ln n/√d": lambda n: ats.ScaleRule("chiang_cholak")}  # fmt: skip
-
-    def t_of(make, n):
-        return float(ats.logit_scale(make(n), d, float(n))) * d
-
-    return {
-        name: ([float(ats.meanfield_entropy(float(n), t_of(make, n), d)) for n in e.ns],
-               [float(ats.entropy_mc(t_of(make, n), n, d, e.mc_draws,
-                                     key=jax.random.fold_in(key, 100 * j + i)))
-                for i, n in enumerate(e.mc_ns)])
-        for j, (name, make) in enumerate(rules.items())
-    }  # fmt: skip
-
-
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     tol, key = config.tolerance, jax.random.key(config.seed)
@@ -157,80 +109,62 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 
     mc = config.mc
     alphas = np.arange(mc.alpha_step, mc.alpha_max + 1e-9, mc.alpha_step)
-    run_mc = jax.jit(ats.exact_objective_mc,
-                     static_argnames=("n", "num_draws", "kind", "d", "batch_size"))  # fmt: skip
-    curves, median_argmax = {}, {}
+    ns = sorted(set(mc.curve_ns) | set(mc.median_ns) | {128})
+    objective = survey.normal_objective_survey(ns, alphas, mc.num_draws, key=key)
     # fmt: off
-    for i, n in enumerate(sorted(set(mc.curve_ns) | set(mc.median_ns) | {128})):
-        a_star = float(ats.alpha_star_normal(float(n)))
-        grid = np.concatenate([alphas, [a_star, 4 * a_star, 30.0]])  # common random numbers
-        mean, median = map(np.asarray, run_mc(jnp.asarray(grid, jnp.float32), n=n,
-                                              num_draws=mc.num_draws,
-                                              key=jax.random.fold_in(key, 10 + i)))  # fmt: skip
-        at = {a_star: mean[-3], 4 * a_star: mean[-2]}
-        curves[n] = (mean[:-3], median[:-3], a_star)
-        median_argmax[n] = float(alphas[np.argmax(median[:-3])])
-        writer.write(i, n=n, alpha_star=a_star, mean_at_alpha_star=at[a_star],
-                     mean_at_4alpha_star=at[4 * a_star], mean_at_30=mean[-1],
-                     median_argmax=median_argmax[n])  # fmt: skip
+    for i, (n, r) in enumerate(objective.items()):
+        writer.write(i, n=n, alpha_star=r["alpha_star"], mean_at_alpha_star=r["at_alpha_star"],
+                     mean_at_4alpha_star=r["at_4alpha_star"], mean_at_30=r["at_30"],
+                     median_argmax=r["median_argmax"])
         if n in mc.curve_ns:
             claims.append(report.holds(
                 f"exact mean objective rises past α* (n = {n}): E at 4α* > E at α*",
-                bool(at[4 * a_star] > at[a_star]), source=S9812 + " (simulation caveat)",
+                bool(r["at_4alpha_star"] > r["at_alpha_star"]),
+                source=S9812 + " (simulation caveat)",
                 expected="the mean keeps rising (no interior maximum)",
-                measured=f"{at[a_star]:.3f} → {at[4 * a_star]:.3f}"))  # fmt: skip
+                measured=f"{r['at_alpha_star']:.3f} → {r['at_4alpha_star']:.3f}"))
         if n in mc.median_ns:
             claims.append(report.between(f"argmax of the median objective, n = {n}",
-                                          median_argmax[n], 4.0, 9.0,
-                                          source=S9812 + " (simulation caveat)"))  # fmt: skip
+                                          r["median_argmax"], 4.0, 9.0,
+                                          source=S9812 + " (simulation caveat)"))
         plateau = {512: 2.9, 4096: 3.8}.get(n)
         if plateau is not None:
             claims.append(report.within(f"mean objective at α = 30, n = {n} (plateau)",
-                                        float(mean[-1]), plateau, source=S9812 + " (simulation)",
+                                        float(r["at_30"]), plateau, source=S9812 + " (simulation)",
                                         rel=tol.plateau))
         if n == 128:
             f_mf = float(ats.meanfield_objective_normal(2.5, 128.0))
             claims.append(report.within("exact mean objective at n = 128, α = 2.5",
-                                        float(mean[int(np.argmin(np.abs(alphas - 2.5)))]), 2.0,
-                                        source=S9812 + " (simulation)", abs=tol.mean_at_2p5))
+                                        float(r["mean"][int(np.argmin(np.abs(alphas - 2.5)))]),
+                                        2.0, source=S9812 + " (simulation)", abs=tol.mean_at_2p5))
             claims.append(report.holds("mean-field f at n = 128, α = 2.5 is negative", f_mf < 0,
                                        source=S9812, expected="< 0", measured=round(f_mf, 4)))
     # fmt: on
     cm = config.cosine_mc
     taus = np.arange(cm.alpha_step, cm.alpha_max + 1e-9, cm.alpha_step)
-    cos_rows = []
-    for i, n in enumerate(cm.ns):
-        mean, median = map(np.asarray, run_mc(jnp.asarray(taus, jnp.float32), n=n,
-                                              num_draws=cm.num_draws, kind="cosine", d=cm.d,
-                                              key=jax.random.fold_in(key, 50 + i)))  # fmt: skip
-        a_mf = float(ats.alpha_star_cosine(float(n), cm.d))
-        cos_rows.append([n, a_mf, float(taus[np.argmax(median)]), float(taus[np.argmax(mean)])])
+    cos_rows = survey.cosine_objective_rows(cm.ns, taus, cm.d, cm.num_draws, key=key)
     claims.append(report.reported(
         f"cosine scores d = {cm.d}: argmax of the median objective", str(
             {r[0]: r[2] for r in cos_rows}), source=S9812 + " (simulation caveat)",
         expected="≈ 60–78 (vs mean-field α*_cos 18–30)",
         why=f"{cm.num_draws} draws, grid step {cm.alpha_step}"))  # fmt: skip
 
-    entropy = _entropy_curves(config, jax.random.fold_in(key, 2))
+    e, d = config.entropy, config.entropy.d
+    entropy = survey.entropy_curves(d, e.ns, e.mc_ns, e.mc_draws, e.fixed_alpha,
+                                    key=jax.random.fold_in(key, 2))  # fmt: skip
     tables["Exact objective vs mean field, normal scores (simulation)"] = report.markdown_table(
-        ["n", "mean-field α*", "argmax of the median", "mean at α = α_max", "mean-field f(α*)"],
-        [[n, c[2], median_argmax[n], float(c[0][-1]),
-          float(ats.meanfield_objective_normal(c[2], float(n)))] for n, c in curves.items()],
-    )  # fmt: skip
+        *survey.objective_table(objective)
+    )
     tables["Exact objective, cosine scores (simulation)"] = report.markdown_table(
         ["n", "mean-field α*_cos", "argmax of the median", "argmax of the mean (grid end?)"],
         cos_rows,
     )
-    d = config.entropy.d
     tables[f"Attention entropy (nats) vs n, d = {d}, 8823 model"] = report.markdown_table(
-        ["rule", *[f"n={n} mean field" for n in config.entropy.ns],
-         *[f"n={n} Monte Carlo" for n in config.entropy.mc_ns]],
-        [[name, *mf, *mc_] for name, (mf, mc_) in entropy.items()]
-        + [["ln n (uniform)", *[math.log(n) for n in config.entropy.ns],
-            *[math.log(n) for n in config.entropy.mc_ns]]],
-    )  # fmt: skip
-    figures |= {f"median_argmax/n={n}": v for n, v in median_argmax.items()}
+        *survey.entropy_table(entropy, e.ns, e.mc_ns)
+    )
+    figures |= {f"median_argmax/n={n}": r["median_argmax"] for n, r in objective.items()}
     figures |= {f"entropy_meanfield_d{d}/n={n}": v for n, v in mf_entropy.items()}
+    curves = {n: (r["mean"], r["median"], r["alpha_star"]) for n, r in objective.items()}
     plot_names = [_plot_alpha(grids, workdir), _plot_objective(curves, alphas, workdir),
                   _plot_entropy(entropy, config.entropy, workdir)]  # fmt: skip
     return {
