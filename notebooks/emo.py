@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jaxlab import data, emo, train
-from jaxlab.models import LMConfig
+from jaxlab.models import lm_config
 
 # %% [markdown]
 # ## 1. A cost from a trained head: near-synonym bytes cost less
@@ -37,7 +37,7 @@ from jaxlab.models import LMConfig
 
 # %%
 steps = 150 if QUICK else 1500
-cfg = LMConfig(num_layers=2, embed_dim=64, num_heads=4, mlp_dim=256, train_len=64)
+cfg = lm_config(num_layers=2, embed_dim=64, num_heads=4, mlp_dim=256, train_len=64)
 tcfg = train.TrainConfig(batch_size=16, seq_len=64, num_steps=steps, warmup_steps=20, log_every=50)
 corpus = data.load_corpus(data.DataConfig(max_bytes=1_000_000))
 out = os.environ.get("JAXLAB_NOTEBOOK_OUT", "/tmp")

@@ -310,6 +310,7 @@ def deer(
 
     Examples:
       >>> import jax.numpy as jnp
+      >>> from jaxlab.deer import Quasi
       >>> f = lambda y, x, p: jnp.tanh(p * y + x)
       >>> xs = jnp.linspace(-1.0, 1.0, 8)[:, None]
       >>> r = deer(f, jnp.zeros(1), xs, jnp.float32(0.5), method=Quasi())
