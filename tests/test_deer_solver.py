@@ -31,7 +31,7 @@ def _tight(dtype):
 def _all_modes(y0, xs, params, A, step, dtype):
     """Every mode on one problem, in one compile. Newton: associative scan, default tolerances
     (float32) or tight ones (float64); linear modes: tight tolerances, sequential linear solves
-    (the associative path is covered by the Newton run and tests/test_scan.py)."""
+    (the associative path is covered by the Newton run and tests/test_deer_scan.py)."""
     run = lambda method, **kw: deer.deer(step, y0, xs, params, method=method, **kw)
     out = {"sequential": run(deer.Sequential())}
     out["newton"] = run(deer.Newton(), **(_tight(dtype) if dtype == jnp.float64 else {}))
@@ -73,7 +73,7 @@ def test_every_mode_equals_sequential(cell, dtype, key):
         assert int(out["newton"].iterations) < int(out["picard"].iterations)
 
 
-@pytest.mark.slow  # ~8 s CPU compile; the LM step itself is tested in tests/test_scan.py
+@pytest.mark.slow  # ~8 s CPU compile; the LM step itself is tested in tests/test_deer_scan.py
 def test_damped_modes_converge_float64(key):
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, t=16)
