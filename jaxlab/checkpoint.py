@@ -15,6 +15,7 @@ computed on device). A restore refuses a checkpoint of another config
 
 from __future__ import annotations
 
+import os
 import pathlib
 import warnings
 
@@ -91,6 +92,12 @@ class Checkpoints:
     ):
         self.directory = pathlib.Path(directory).absolute()
         self.config_id = config_id
+        # Fail at once (orbax's background threads would otherwise wait forever on a save).
+        if self.directory.exists() and not self.directory.is_dir():
+            raise UsageError(f"checkpoint directory {self.directory} exists and is not a directory")
+        parent = self.directory if self.directory.exists() else self.directory.parent
+        if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"checkpoint directory {parent} is not writable")
         policies = ocp.training.save_decision_policies
         self._ckpt = ocp.training.Checkpointer(
             self.directory,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxlab import checkpoint, data, metrics, sharding, train
+from jaxlab.config_args import UsageError
 from jaxlab.models import lm_config
 
 MODEL = lm_config(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=16)
@@ -97,3 +98,9 @@ def test_nonfinite_step_between_logs_is_named_and_never_saved(corpus, tmp_path):
     assert saved == []
     last = metrics.read_metrics(tmp_path)[-1]
     assert last["first_nonfinite_step"] == 2
+
+
+def test_checkpoint_path_that_is_a_file_fails_at_once(tmp_path):
+    (tmp_path / "ckpt").write_text("not a directory")
+    with pytest.raises(UsageError, match="not a directory"):
+        checkpoint.Checkpoints(tmp_path / "ckpt", every=2)
