@@ -302,6 +302,8 @@ def _run_locked(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dic
     results = _runners()[config.experiment](config, workdir)
     results = metrics.to_jsonable(dict(results))
     results["wall_time_s"] = time.perf_counter() - start
+    # The config's known disagreements travel with the results, so REPORT.md shows each reason.
+    results["known_disagreements"] = [list(pair) for pair in config.known_disagreements]
     missing = [p for p in results.get("plots", []) if not (workdir / p).is_file()]
     if missing:
         raise RuntimeError(f"runner {config.experiment} listed plots it did not write: {missing}")

@@ -234,6 +234,10 @@ def experiment_section(name: str, description: str, results: dict, run_dir: str)
         ]
         header = ["claim", "source", "expected", "measured", "tolerance", "verdict"]
         out += [markdown_table(header, rows), ""]
+    known = results.get("known_disagreements") or []
+    if known:
+        out += ["**Known disagreements** (listed in the config, with the reason):", ""]
+        out += [f"- *{name}*: {reason}" for name, reason in known] + [""]
     figures = results.get("figures", {})
     if figures:
         out += ["<details><summary>All measured figures</summary>", ""]
