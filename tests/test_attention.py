@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from numerics import tol
+from numerics import NAMED, tol
 
 from jaxlab import attention, attention_scale, rope
 from jaxlab.attention import AttentionConfig, attention_config
@@ -98,7 +98,7 @@ def test_matches_naive_reference(name):
     w /= w.sum(-1, keepdims=True)
     y = np.einsum("bhqs,bshk->bqhk", w, v)
     ref = np.einsum("bqhk,hkd->bqd", y, np.asarray(module.out.kernel[...], np.float64))
-    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out, ref, **NAMED["attention_fp32"])
 
 
 def test_legacy_scale_names_map_to_rules():
@@ -114,7 +114,7 @@ def test_legacy_scale_names_map_to_rules():
         legacy_base = {} if name == "inverse_sqrt" else {"base_len": L0}
         assert cfg.scale == ScaleRule(name, **legacy_base)
         got = attention_scale.logit_scale(cfg.scale, cfg.head_dim, pos + 1)
-        np.testing.assert_allclose(got[0], expected / np.sqrt(8), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got[0], expected / np.sqrt(8), **NAMED["elementwise_fp32_abs"])
 
 
 def test_scale_uses_attended_keys_per_row():
@@ -126,7 +126,7 @@ def test_scale_uses_attended_keys_per_row():
     out = module(x, _positions(1, 6), valid)
     # Reference: the same rows computed on the unpadded suffix (n = 1..4 keys).
     short = module(x[:, 2:], _positions(1, 4))
-    np.testing.assert_allclose(out[:, 2:], short, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[:, 2:], short, **TOL32)
 
 
 def test_config_round_trips_json():
@@ -163,7 +163,7 @@ def test_yarn_magnitude_applied_once():
     yarn = attention.position_logits(cfg, qkv[:, :, 0], qkv[:, :, 1], pos)
     plain = attention.position_logits(rule_cfg, qkv[:, :, 0], qkv[:, :, 1], pos)
     m = rope.yarn_mscale(3.0)
-    np.testing.assert_allclose(yarn, plain * m**2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(yarn, plain * m**2, **NAMED["reorder_fp32"])
     assert attention.describe(cfg)["rope_attention_factor"] == m
     with pytest.raises(ValueError, match="both apply YaRN"):
         attention_config(cfg, attention_scale=dict(kind="yarn", factor=3.0))
@@ -176,12 +176,16 @@ def test_rerope_with_large_window_is_rope():
     wide_graphdef = nnx.graphdef(_module(wide))
     pos = _positions(2, LENGTH, offset=5)
     np.testing.assert_allclose(
-        _prefill(wide_graphdef, state, x, pos), _prefill(graphdef, state, x, pos), atol=1e-5
+        _prefill(wide_graphdef, state, x, pos),
+        _prefill(graphdef, state, x, pos),
+        **NAMED["reorder_fp32_abs"],
     )
     narrow = dataclasses.replace(cfg, rerope_window=2)
     narrow_graphdef = nnx.graphdef(_module(narrow))
     assert not np.allclose(
-        _prefill(narrow_graphdef, state, x, pos), _prefill(graphdef, state, x, pos), atol=1e-3
+        _prefill(narrow_graphdef, state, x, pos),
+        _prefill(graphdef, state, x, pos),
+        **NAMED["differs"],
     )
 
 
@@ -191,7 +195,7 @@ def test_decode_equals_prefill(name):
     graphdef, state = nnx.split(module)
     prefill = _prefill(graphdef, state, x, _positions(2, LENGTH))
     decoded = _decode_all(graphdef, state, x)
-    np.testing.assert_allclose(decoded, prefill, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(decoded, prefill, **NAMED["reorder_fp32"])
 
 
 def test_decode_dynamic_equals_prefix_prefill():
@@ -201,9 +205,10 @@ def test_decode_dynamic_equals_prefix_prefill():
     decoded = _decode_all(graphdef, state, x)
     for i in (2, L0, LENGTH - 1):  # below, at and beyond L0
         prefix = _prefill(graphdef, state, x[:, : i + 1], _positions(2, i + 1))
-        np.testing.assert_allclose(decoded[:, i], prefix[:, -1], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(decoded[:, i], prefix[:, -1], **NAMED["reorder_fp32"])
     full = _prefill(graphdef, state, x, _positions(2, LENGTH))
-    assert not np.allclose(decoded[:, L0], full[:, L0], atol=1e-4)  # the length matters
+    # The length matters.
+    assert not np.allclose(decoded[:, L0], full[:, L0], **NAMED["differs_fine"])
 
 
 def test_decode_compiles_once():

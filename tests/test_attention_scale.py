@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numerics import tol
+from numerics import NAMED, tol
 from scipy.special import gammaln, ive
 
 from jaxlab import attention_scale as ats
@@ -36,8 +36,10 @@ def _cosine_star(ns, d):
 def test_alpha_star_normal_matches_su_and_is_stationary():  # acceptance 1
     with jax.enable_x64(True):
         alpha = _normal_star(NS)
-        np.testing.assert_allclose(alpha, ALPHA_NORMAL, atol=1e-3, rtol=0)
-        np.testing.assert_allclose(_normal_star((2048, 8192)), (2.28, 2.53), atol=1e-2, rtol=0)
+        np.testing.assert_allclose(alpha, ALPHA_NORMAL, **NAMED["spec_alpha_star"])
+        np.testing.assert_allclose(
+            _normal_star((2048, 8192)), (2.28, 2.53), **NAMED["spec_alpha_star_2dp"]
+        )
         residual = alpha**2 + np.log1p(2 * alpha**2) - np.log(NS)
         assert np.max(np.abs(residual)) < 1e-10
         # The root is the maximiser: f is lower on both sides.
@@ -50,8 +52,12 @@ def test_effective_support_at_the_optimum():  # acceptance 6
     with jax.enable_x64(True):
         ns = np.array([64.0, 512.0, 4096.0, 20000.0])
         alpha = _normal_star(ns)
-        np.testing.assert_allclose(ns * np.exp(-(alpha**2)), 1 + 2 * alpha**2, rtol=1e-9)
-        np.testing.assert_allclose(1 + 2 * alpha**2, (5.8, 9.1, 12.6, 15.3), atol=0.05, rtol=0)
+        np.testing.assert_allclose(
+            ns * np.exp(-(alpha**2)), 1 + 2 * alpha**2, **NAMED["stationary64"]
+        )
+        np.testing.assert_allclose(
+            1 + 2 * alpha**2, (5.8, 9.1, 12.6, 15.3), **NAMED["spec_support_1dp"]
+        )
 
 
 def test_fit_on_su_grid_normal():  # acceptance 2
@@ -65,15 +71,21 @@ def test_fit_on_su_grid_normal():  # acceptance 2
 
 def test_alpha_star_cosine_and_fit():  # acceptance 3
     with jax.enable_x64(True):
-        np.testing.assert_allclose(_cosine_star(NS, 128), ALPHA_COSINE_128, atol=0.02, rtol=0)
+        np.testing.assert_allclose(
+            _cosine_star(NS, 128), ALPHA_COSINE_128, **NAMED["spec_alpha_cosine"]
+        )
         grid = np.asarray(ats.SU_GRID, np.float64)
         alpha = _cosine_star(grid, 128)
         c = float(ats.fit_through_origin(np.log(grid), alpha))
         assert abs(c - 3.49) <= 0.05, c
         assert int(np.sum((alpha >= 25) & (alpha <= 35))) == 483
         ns = (64, 512, 4096)
-        np.testing.assert_allclose(_cosine_star(ns, 64), (13.4, 18.2, 22.9), atol=0.1, rtol=0)
-        np.testing.assert_allclose(_cosine_star(ns, 256), (25.3, 33.2, 40.2), atol=0.1, rtol=0)
+        np.testing.assert_allclose(
+            _cosine_star(ns, 64), (13.4, 18.2, 22.9), **NAMED["spec_alpha_cosine_1dp"]
+        )
+        np.testing.assert_allclose(
+            _cosine_star(ns, 256), (25.3, 33.2, 40.2), **NAMED["spec_alpha_cosine_1dp"]
+        )
 
 
 @pytest.mark.parametrize("d", [64, 128, 256])
@@ -85,7 +97,7 @@ def test_log_mgf_cosine_equals_bessel_form(d):  # acceptance 4
     with jax.enable_x64(True):
         got = np.asarray(jax.vmap(lambda a: ats.log_mgf_cosine(a, d))(jnp.asarray(alphas)))
         small = float(ats.log_mgf_cosine(jnp.float64(1e-3), d))
-    np.testing.assert_allclose(got, ref, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(got, ref, **NAMED["bessel64"])
     assert abs(small - 1e-6 / (2 * d)) < 1e-12  # E s² = 1/d: ln g ≈ α²/(2d)
 
 
@@ -113,7 +125,9 @@ def test_entropy_invariant_scale():  # acceptance 7 (rule part)
     )
     assert got[n == 512][0] == np.float32(1 / math.sqrt(d))
     causal = np.asarray(ats.logit_scale(rule, d, jnp.arange(1, 9)))
-    np.testing.assert_allclose(causal, np.log(np.arange(1, 9)) / np.log(512) / 8, rtol=1e-6)
+    np.testing.assert_allclose(
+        causal, np.log(np.arange(1, 9)) / np.log(512) / 8, **NAMED["elementwise_fp32"]
+    )
 
 
 def test_meanfield_entropy_table_and_constant():  # acceptance 7 (entropy part)
@@ -142,7 +156,9 @@ def test_meanfield_entropy_table_and_constant():  # acceptance 7 (entropy part)
 def test_attention_entropy_and_monte_carlo():
     logits = jnp.zeros((3, 8), jnp.float32)
     mask = jnp.arange(8)[None] < jnp.array([[1], [4], [8]])
-    np.testing.assert_allclose(ats.attention_entropy(logits, mask), np.log([1, 4, 8]), atol=1e-6)
+    np.testing.assert_allclose(
+        ats.attention_entropy(logits, mask), np.log([1, 4, 8]), **NAMED["entropy_fp32"]
+    )
     # Simulation and mean field agree near the standard scale (t = √d), within noise + O(1/n).
     h_mc = float(ats.entropy_mc(8.0, 256, 64, 200, key=jax.random.key(0)))
     h_mf = float(ats.meanfield_entropy(256.0, 8.0, 64))
@@ -203,7 +219,7 @@ def test_rules_match_their_formulas():
     for kind, (rule, want) in expected.items():
         got = np.asarray(ats.logit_scale(rule, d, n), np.float64)
         # gradmax and cosine references are the post's rounded α* values (3 and 4 digits).
-        coarse = {"gradmax": dict(atol=1e-3 / 8, rtol=0), "cosine": dict(atol=0.01, rtol=0)}
+        coarse = {"gradmax": NAMED["post_gradmax"], "cosine": NAMED["post_cosine"]}
         np.testing.assert_allclose(got, want, **coarse.get(kind, tol("float32")))
         assert ScaleRule.from_dict(rule.to_dict()) == rule
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numerics import tol
+from numerics import NAMED, tol
 
 from jaxlab.deer import scan
 
@@ -74,7 +74,7 @@ def test_associative_equals_numpy_float64(layout, t):
         got = _all_variants(jnp.asarray(a), jnp.asarray(b), jnp.asarray(y0), layout)
     for (reverse, method), y in got.items():
         want = _numpy_recurrence(dense, b, y0, reverse)
-        np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12, err_msg=f"{reverse} {method}")
+        np.testing.assert_allclose(y, want, **tol("float64"), err_msg=f"{reverse} {method}")
 
 
 def test_associative_long_diag_float64():
@@ -118,13 +118,15 @@ def test_operator_is_associative_and_ordered(combine, layout):
         left = combine(combine(x, y), z)
         right = combine(x, combine(y, z))
         for u, v in zip(left, right, strict=True):
-            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(u, v, **NAMED["recompute64"])
         if layout != "diag":  # earlier-then-later: applying x then y to h
             h = rng.normal(size=elems[0][1].shape)
             a, b = combine(x, y)
             xh = jnp.einsum("...ij,...j->...i", x[0], h) + x[1]
             want = jnp.einsum("...ij,...j->...i", y[0], xh) + y[1]
-            np.testing.assert_allclose(jnp.einsum("...ij,...j->...i", a, h) + b, want, rtol=1e-12)
+            np.testing.assert_allclose(
+                jnp.einsum("...ij,...j->...i", a, h) + b, want, **NAMED["identity64"]
+            )
 
 
 @pytest.mark.parametrize("layout", ["dense", "diag"])
@@ -203,10 +205,10 @@ def test_damped_step_equals_dense_least_squares(layout):
     prev_step = np.inf
     for sigmasq, got in zip(sigmasqs, np.asarray(smoothed), strict=True):
         want = _lm_least_squares(_dense(a, layout), b, y_obs, y0, sigmasq)
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got, want, **NAMED["reference64"])
         step = np.abs(got - y_obs).max()
         assert step < prev_step  # smaller sigmasq (more damping) shrinks the step
         prev_step = step
     # sigmasq -> inf: one undamped (Newton) step, for the smoother and the filter alike.
-    np.testing.assert_allclose(smoothed[0], undamped, rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(filtered, undamped, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(smoothed[0], undamped, **NAMED["damped_newton64"])
+    np.testing.assert_allclose(filtered, undamped, **NAMED["damped_newton64"])

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
+from numerics import NAMED, TOL
 
 from jaxlab import deer, sharding
 from jaxlab.deer import cells, scan, seq_parallel
@@ -31,7 +32,7 @@ def test_sharded_linear_recurrence_equals_unsharded(mesh, layout, key):
             )
         )(a, b, y0)
         want = scan.linear_recurrence(a, b, y0, layout=layout, method="sequential")
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got, want, **TOL["float64"])
         assert got.sharding.spec == P("seq")
 
 
@@ -42,14 +43,14 @@ def test_sharded_deer_equals_unsharded(mesh, method, key):
     params = cells.init_gru(n, 2, key=k1)
     xs = jax.random.normal(k2, (t, 2), jnp.float32)
     y0 = jnp.zeros((n,), jnp.float32)
-    tol = dict(atol=1e-6, rtol=1e-6)
+    tol = NAMED["solver_fp32"]
     sharded = jax.jit(
         lambda xs, p: seq_parallel.deer_sharded(
             cells.gru, y0, xs, p, mesh=mesh, method=method, **tol
         )
     )(xs, params)
     single = deer.deer(cells.gru, y0, xs, params, method=method, **tol)
-    np.testing.assert_allclose(sharded.value, single.value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sharded.value, single.value, **TOL["float32"])
     assert int(sharded.iterations) == int(single.iterations)
     assert bool(sharded.converged) and float(sharded.residual) <= 1e-5
     ref = deer.sequential(cells.gru, y0, xs, params)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import NAMED
 
 from jaxlab import deer
 from jaxlab.deer import cells
@@ -24,7 +25,7 @@ def _problem(cell, dtype, *, key, scale=1.0, t=T, n=N):
 
 
 def _tight(dtype):
-    return dict(atol=1e-12 if dtype == jnp.float64 else 1e-7, rtol=0.0)
+    return NAMED["solver_tight64"] if dtype == jnp.float64 else NAMED["solver_tight32"]
 
 
 @functools.partial(jax.jit, static_argnames=("step", "dtype"))
@@ -100,7 +101,8 @@ def test_damped_modes_converge_float64(key):
         res, one = run(y0, xs, params, 1e12)
         assert bool(res.converged)
         assert float(jnp.max(jnp.abs(res.value - ref))) <= 1e-10
-        np.testing.assert_allclose(one, newton1, rtol=1e-8, atol=1e-8)  # sigmasq large: Newton
+        # sigmasq large: Newton
+        np.testing.assert_allclose(one, newton1, **NAMED["damped_newton64"])
         res_small, one_small = run(y0, xs, params, 10.0)  # strong damping: slow, linear
         y_init = jnp.broadcast_to(y0, one.shape)
         assert float(jnp.max(jnp.abs(one_small - y_init))) < float(jnp.max(jnp.abs(one - y_init)))
@@ -127,7 +129,7 @@ def test_first_k_states_exact_after_k_sweeps(mode, key):
         )(y0, xs, params)
         ref = np.asarray(deer.sequential(step, y0, xs, params))
         for k in (1, 5, 50, 60):
-            np.testing.assert_allclose(trace[k - 1, :k], ref[:k], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(trace[k - 1, :k], ref[:k], **NAMED["recompute64"])
         # Not yet exact beyond the prefix at the first sweep: the property is not trivial.
         assert np.max(np.abs(trace[0] - ref)) > 1e-3
 
@@ -145,7 +147,7 @@ def test_constant_mode_unstable_A_still_converges_within_T(key):
 def test_iteration_counts_and_quadratic_convergence(key):
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, scale=1.0, t=200)
-        tol = dict(atol=1e-10, rtol=0.0)
+        tol = NAMED["solver_counts64"]
         methods = dict(
             newton=deer.Newton(scan="sequential"),
             quasi=deer.Quasi(scan="sequential"),
@@ -176,7 +178,7 @@ _solvers = {
     # covered by the float32 tests.
     "deer_tight": lambda step, y0, xs, p: (
         deer.deer(
-            step, y0, xs, p, method=deer.Newton(scan="sequential"), atol=1e-12, rtol=0.0
+            step, y0, xs, p, method=deer.Newton(scan="sequential"), **NAMED["solver_tight64"]
         ).value
     ),
     "deer_mem": lambda step, y0, xs, p: (
@@ -186,8 +188,7 @@ _solvers = {
             xs,
             p,
             method=deer.Newton(scan="sequential"),
-            atol=1e-12,
-            rtol=0.0,
+            **NAMED["solver_tight64"],
             memory_efficient=True,
         ).value
     ),
@@ -264,7 +265,7 @@ def test_vmap_equals_stack_and_iterations_per_element(key):
     batched = jax.jit(jax.vmap(solve))(w_b)
     singles = [solve(w) for w in w_b]
     for i, single in enumerate(singles):
-        np.testing.assert_allclose(batched.value[i], single.value, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(batched.value[i], single.value, **NAMED["vmap_fp32"])
         assert int(batched.iterations[i]) == int(single.iterations)
     assert len(set(np.asarray(batched.iterations).tolist())) > 1
 
@@ -312,13 +313,13 @@ def test_method_from_name_maps_every_config_name():
 def test_full_trace_records_every_iterate(key):
     with jax.enable_x64(True):
         step, y0, xs, params = _problem("tanh", jnp.float64, key=key, t=16)
-        opts = dict(method=deer.Quasi(scan="sequential"), atol=1e-12, rtol=0.0)
+        opts = dict(method=deer.Quasi(scan="sequential"), **NAMED["solver_tight64"])
         res = deer.deer(step, y0, xs, params, full_trace=True, **opts)
         k = int(res.iterations)
         assert res.trace.shape == (16, 16, N) and 1 < k <= 16
         fixed = deer.deer_trace(
             step, y0, xs, params, num_iters=k, method=deer.Quasi(scan="sequential")
         )
-        np.testing.assert_allclose(res.trace[:k], fixed, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(res.trace[:k], fixed, **NAMED["recompute64"])
         np.testing.assert_array_equal(res.trace[-1], res.value)
         assert deer.deer(step, y0, xs, params, **opts).trace is None

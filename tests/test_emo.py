@@ -6,7 +6,7 @@ import numpy as np
 import ot
 import pytest
 from flax import nnx
-from numerics import tol
+from numerics import NAMED, tol
 
 from jaxlab import emo, sharding, train
 from jaxlab.emo import lm as emo_lm
@@ -45,7 +45,7 @@ def test_one_hot_emo_equals_optimal_transport(key, v):
     lp = ot.emd2(p, tau, cost)
     with jax.enable_x64(True):
         got = emo.emo_from_logits(logits, label, emo.cost_embedding(emb))
-    np.testing.assert_allclose(float(got), lp, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(float(got), lp, **NAMED["lp64"])
     assert abs(float(got) - np.sum(p * cost[:, label])) < 1e-12
 
 
@@ -73,7 +73,7 @@ def test_closed_form_equals_explicit_cost_and_zero_one_cost(key):
     e32 = emo.cost_embedding(emb.astype(np.float32))
     got32 = emo.emo_from_logits(logits.astype(np.float32), labels, e32)
     assert got32.dtype == jnp.float32
-    np.testing.assert_allclose(got32, want, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(got32, want, **NAMED["loss_fp32_abs"])
 
 
 def test_gradient_matches_analytic_form_and_finite_differences(key):
@@ -95,8 +95,8 @@ def test_gradient_matches_analytic_form_and_finite_differences(key):
     p = _softmax(logits)
     analytic = p * (cost[:, labels].T - val[:, None])
     np.testing.assert_allclose(grad, analytic, **F64)
-    np.testing.assert_allclose(fd, analytic, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(grad.sum(-1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(fd, analytic, **NAMED["finite_diff64"])
+    np.testing.assert_allclose(grad.sum(-1), 0.0, **NAMED["zero_sum64"])
 
 
 def test_extreme_logits_are_finite_and_saturation_kills_the_gradient():
@@ -106,8 +106,9 @@ def test_extreme_logits_are_finite_and_saturation_kills_the_gradient():
     val = emo.emo_from_logits(z, labels, e)
     grad = jax.grad(lambda x: emo.emo_from_logits(x, labels, e).sum())(z)
     assert np.isfinite(val).all() and np.isfinite(grad).all()
-    np.testing.assert_allclose(val, [1.0, 0.0], atol=1e-6)  # confident mistake costs c_01 = 1
-    np.testing.assert_allclose(grad, 0.0, atol=1e-6)  # saturated: no push, right or wrong
+    sat = NAMED["saturation_fp32"]
+    np.testing.assert_allclose(val, [1.0, 0.0], **sat)  # confident mistake costs c_01 = 1
+    np.testing.assert_allclose(grad, 0.0, **sat)  # saturated: no push, right or wrong
 
 
 def test_reference_offset_adds_p_t_with_identical_gradient(key):
@@ -207,7 +208,7 @@ def test_presets_match_numpy_port_of_the_reference(key, name):
     want, _ = _numpy_reference(logits, labels, emb, preset)
     cost = emo.cost_embedding(emb.astype(np.float32))
     got, metrics = emo.emo_loss(logits.astype(np.float32), labels, cost, preset=preset)
-    np.testing.assert_allclose(float(got), want, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(float(got), want, **NAMED["loss_fp32"])
     assert set(metrics) == {"mle", "emo", "weight_mle", "weight_emo"}
 
 
@@ -329,11 +330,13 @@ def test_bf16_hidden_states_and_head_give_finite_float32_losses(key):
     assert np.isfinite(float(val))
     assert np.isfinite(np.asarray(gh, np.float32)).all()
     assert np.isfinite(np.asarray(gw, np.float32)).all()
-    np.testing.assert_allclose(float(val), float(ref), rtol=1e-2)
+    np.testing.assert_allclose(float(val), float(ref), **NAMED["bf16_rel"])
     logits = (h @ w.T).astype(jnp.bfloat16)
     out = emo.emo_loss(logits, labels, cost)[0]
     assert out.dtype == jnp.float32
-    np.testing.assert_allclose(float(out), float(emo.emo_loss(h @ w.T, labels, cost)[0]), rtol=1e-2)
+    np.testing.assert_allclose(
+        float(out), float(emo.emo_loss(h @ w.T, labels, cost)[0]), **NAMED["bf16_rel"]
+    )
 
 
 def test_reference_port_matches_library(key):

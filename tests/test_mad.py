@@ -18,7 +18,7 @@ import pytest
 import scipy.linalg
 import scipy.special
 import scipy.stats
-from numerics import TOL
+from numerics import NAMED, TOL
 
 from jaxlab import mad, sharding
 
@@ -39,8 +39,8 @@ def test_fit_gaussian_matches_numpy_and_weights_drop_rows():
     x = rng.normal(size=(50, 4)) * [1, 2, 3, 4] + 1.5
     for ddof in (0, 1):
         fit = mad.fit_gaussian(x, ddof=ddof)
-        np.testing.assert_allclose(fit.mean, x.mean(0), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(fit.cov, np.cov(x.T, ddof=ddof), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fit.mean, x.mean(0), **NAMED["recompute64"])
+        np.testing.assert_allclose(fit.cov, np.cov(x.T, ddof=ddof), **NAMED["recompute64"])
     w = (rng.random(50) < 0.6).astype(np.float64)
     sub = mad.fit_gaussian(x, w)
     np.testing.assert_allclose(sub.cov, np.cov(x[w == 1].T, ddof=1), **TOL["float64"])
@@ -53,8 +53,8 @@ def test_sufficient_statistics_merge_equals_refit_on_concatenation():
     for ddof in (0, 1):
         got = mad.stats_to_gaussian(merged, ddof)
         ref = np.concatenate([a, b])
-        np.testing.assert_allclose(got.mean, ref.mean(0), rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(got.cov, np.cov(ref.T, ddof=ddof), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got.mean, ref.mean(0), **NAMED["reference64"])
+        np.testing.assert_allclose(got.cov, np.cov(ref.T, ddof=ddof), **NAMED["reference64"])
 
 
 def test_sample_gaussian_rank_deficient_covariance(key):

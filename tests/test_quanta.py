@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.special
-from numerics import TOL
+from numerics import NAMED, TOL
 
 from jaxlab import quanta
 
@@ -40,9 +40,9 @@ def hurwitz_reference(s: float, q: float, m: int = 2000) -> float:
 def test_jax_zeta_matches_scipy_and_euler_maclaurin(s):
     q = np.array([1.0, 2.0, 11.0, 1001.0, 1e6 + 1, 1e10])
     got = np.asarray(jax.scipy.special.zeta(jnp.float64(s), jnp.asarray(q)))
-    np.testing.assert_allclose(got, scipy.special.zeta(s, q), rtol=1e-13)
+    np.testing.assert_allclose(got, scipy.special.zeta(s, q), **NAMED["zeta_scipy64"])
     ref = [hurwitz_reference(s, qi) for qi in q]
-    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    np.testing.assert_allclose(got, ref, **NAMED["zeta_series64"])
 
 
 @pytest.mark.parametrize("gamma", GAMMAS)
@@ -150,7 +150,9 @@ def test_explicit_data_law_constant():
     assert float(n.min()) >= 100
     sim = jax.vmap(lambda d: quanta.loss_of_data(d, 0.4, 10.0, 0.1, 1.1))(data)
     explicit = jax.vmap(lambda d: quanta.loss_of_data_asymptotic(d, 0.4, 10.0, 0.1, 1.1))(data)
-    np.testing.assert_allclose(np.asarray(explicit) - 0.1, np.asarray(sim) - 0.1, rtol=0.01)
+    np.testing.assert_allclose(
+        np.asarray(explicit) - 0.1, np.asarray(sim) - 0.1, **NAMED["asymptotic"]
+    )
 
 
 def test_alpha_d_equals_alpha_n_over_alpha_n_plus_one():
@@ -298,7 +300,7 @@ def test_fit_power_law_float32_and_vmap():
     y_S = jnp.stack([x**-0.5, 2 * x**-0.25])
     fits = jax.vmap(lambda y: quanta.fit_power_law(x, y))(y_S)
     assert fits.exponent.dtype == jnp.float32
-    np.testing.assert_allclose(fits.exponent, [-0.5, -0.25], rtol=1e-5)
+    np.testing.assert_allclose(fits.exponent, [-0.5, -0.25], **NAMED["lstsq_fp32"])
 
 
 def test_sweep_data_laws_steps_are_data_law_at_s_times_b():
@@ -325,7 +327,7 @@ def test_sweep_fit_exponents_recovers_planted_power_laws(key):
         params_window=(10.0, 1e4), quanta_window=(2.0, 100.0), batch=8, num_bootstrap=50,
         key=key,
     )  # fmt: skip
-    close = functools.partial(np.testing.assert_allclose, rtol=1e-8)
+    close = functools.partial(np.testing.assert_allclose, **NAMED["polyfit64"])
     close(ex.alpha_N, planted["n"])
     close(ex.alpha_N_finite, planted["nk"])
     close(ex.alpha_D_U, planted["d"])

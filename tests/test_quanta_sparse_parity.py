@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
-from numerics import tol
+from numerics import NAMED, tol
 
 from jaxlab.quanta import parity_mlp, parity_sweep
 from jaxlab.quanta import sparse_parity as sp
@@ -192,17 +192,17 @@ def test_packed_and_masked_widths_train_like_separate_unpadded_models(key):
     )
     alone, loss_a = _trainer(TINY, CONFIG, STEPS, (3,), False)(alone, subtasks, logits, 0, key=key)
     assert np.abs(np.asarray(alone.params.w2) - init_w2).max() > 1e-2  # it did train
-    np.testing.assert_allclose(loss_p, loss_m, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(loss_p[:, 0], loss_a[:, 0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(loss_p, loss_m, **NAMED["train_fp32"])
+    np.testing.assert_allclose(loss_p[:, 0], loss_a[:, 0], **NAMED["train_fp32"])
     for a, b in zip(jax.tree.leaves(packed.params), jax.tree.leaves(masked.params), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, **NAMED["train_fp32_params"])
     p, a = jax.tree.map(lambda x: x[0], packed.params), jax.tree.map(lambda x: x[0], alone.params)
     for name in ("w_task", "w_bits", "b1"):
         np.testing.assert_allclose(
-            getattr(p, name)[..., :3], getattr(a, name), rtol=1e-4, atol=1e-5, err_msg=name
+            getattr(p, name)[..., :3], getattr(a, name), **NAMED["train_fp32_params"], err_msg=name
         )
-    np.testing.assert_allclose(p.w2[:3], a.w2, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(p.b2, a.b2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(p.w2[:3], a.w2, **NAMED["train_fp32_params"])
+    np.testing.assert_allclose(p.b2, a.b2, **NAMED["train_fp32_params"])
     for m in (packed, masked):  # width 3 padded to 8
         q = jax.tree.map(lambda x: x[0], m.params)
         for x in (q.w_task[:, 3:], q.w_bits[:, 3:], q.b1[3:], q.w2[3:]):
@@ -349,7 +349,7 @@ def test_finite_k_alpha_matches_hurwitz_reference_and_steepens():
         tail = (scipy.special.zeta(s, learned + 1) - rest) / (scipy.special.zeta(s) - rest)
         ref = -np.polyfit(np.log(params), np.log(tail), 1)[0]
         got = parity_sweep.finite_k_alpha(params, learned, k, gamma + 1, window)
-        np.testing.assert_allclose(got, ref, rtol=1e-8)
+        np.testing.assert_allclose(got, ref, **NAMED["polyfit64"])
     small = parity_sweep.finite_k_alpha(params, learned, 150, gamma + 1, window)
     large = parity_sweep.finite_k_alpha(params, learned, 10**6, gamma + 1, window)
     assert small > large + 0.1  # K = 150 near n = 100: much steeper

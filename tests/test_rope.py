@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numerics import TOL
+from numerics import NAMED, TOL
 
 from jaxlab import attention_scale, rope
 from jaxlab.rope import rerope
@@ -54,7 +54,7 @@ def test_hf_parity(index):
     scaling, rotary_dim, base = rope.from_hf_config(case["config"])
     inv_freq, factor = rope.rope_frequencies(scaling, rotary_dim, base, seq_len=case["seq_len"])
     assert inv_freq.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(inv_freq), np.array(case["inv_freq"]), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(np.asarray(inv_freq), np.array(case["inv_freq"]), **NAMED["hf_fp32"])
     assert abs(factor - case["attention_factor"]) <= 1e-12
 
 
@@ -76,8 +76,8 @@ def test_hf_parity_traced_seq_len():
 
         for case in cases:
             inv_freq, factor = freqs(jnp.int32(case["seq_len"]))
-            np.testing.assert_allclose(inv_freq, np.array(case["inv_freq"]), rtol=1e-6, atol=0)
-            np.testing.assert_allclose(float(factor), case["attention_factor"], rtol=1e-6)
+            np.testing.assert_allclose(inv_freq, np.array(case["inv_freq"]), **NAMED["hf_fp32"])
+            np.testing.assert_allclose(float(factor), case["attention_factor"], **NAMED["hf_fp32"])
 
 
 def test_dynamic_compiles_once_over_lengths():
@@ -101,7 +101,7 @@ def test_hf_apply_parity(index):
         attention_factor=factor,
         rotary_dim=rotary_dim,
     )
-    np.testing.assert_allclose(out, np.array(case["out"]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, np.array(case["out"]), **NAMED["hf_apply_fp32"])
 
 
 def test_from_hf_aliases_and_errors():
@@ -139,21 +139,21 @@ SU_TABLE = {  # multiplier g at m = 1, 2, 16, 32, 48, 64 (d = 128, k = 8), spec 
 def test_su_multiplier_table(kind, mix_b):
     g = _g(kind, mix_b=mix_b) if mix_b else _g(kind)
     m = np.array([1, 2, 16, 32, 48, 64])
-    np.testing.assert_allclose(g[m - 1], SU_TABLE[kind, mix_b], atol=5e-5)
+    np.testing.assert_allclose(g[m - 1], SU_TABLE[kind, mix_b], **NAMED["spec_4dp"])
 
 
 def test_ntk_identities():
     d, k = 128, K8
     assert abs(1e4 * k ** (d / (d - 2)) - 82684.62) < 0.01
     ntk = _g("ntk_aware")
-    np.testing.assert_allclose([ntk[0], ntk[-1]], [1.0, 1 / k], rtol=1e-12)
-    np.testing.assert_allclose(_g("ntk_fixed")[-1], 1 / k, rtol=1e-12)
-    np.testing.assert_allclose(_g("ntk_mixed", mix_b=0.625)[-1], 1 / k, rtol=1e-12)
-    np.testing.assert_allclose(_g("ntk_mixed", mix_b=1.0), _g("ntk_fixed"), rtol=1e-12)
-    np.testing.assert_allclose(_g("ntk_mixed", mix_b=1e-9), _g("linear"), rtol=1e-8)
+    np.testing.assert_allclose([ntk[0], ntk[-1]], [1.0, 1 / k], **NAMED["identity64"])
+    np.testing.assert_allclose(_g("ntk_fixed")[-1], 1 / k, **NAMED["identity64"])
+    np.testing.assert_allclose(_g("ntk_mixed", mix_b=0.625)[-1], 1 / k, **NAMED["identity64"])
+    np.testing.assert_allclose(_g("ntk_mixed", mix_b=1.0), _g("ntk_fixed"), **NAMED["identity64"])
+    np.testing.assert_allclose(_g("ntk_mixed", mix_b=1e-9), _g("linear"), **NAMED["limit64"])
     i = np.arange(d // 2)
-    np.testing.assert_allclose(ntk, k ** (-2 * i / (d - 2)), rtol=1e-12)
-    np.testing.assert_allclose(_g("ntk_old"), k ** (-2 * i / d), rtol=1e-12)
+    np.testing.assert_allclose(ntk, k ** (-2 * i / (d - 2)), **NAMED["identity64"])
+    np.testing.assert_allclose(_g("ntk_old"), k ** (-2 * i / d), **NAMED["identity64"])
 
 
 def test_dynamic_identities():
@@ -163,10 +163,10 @@ def test_dynamic_identities():
             rope.rope_frequencies(s, 128, 1e4, seq_len=n, dtype=jnp.float64)[0]
         )  # noqa: E501
         ntk = rope.RopeScaling("ntk_aware", factor=8.0)
-        np.testing.assert_allclose(f(dyn, 8 * 4096), f(ntk, None), rtol=1e-12)
+        np.testing.assert_allclose(f(dyn, 8 * 4096), f(ntk, None), **NAMED["identity64"])
         default = rope.RopeScaling()
         for n in (None, 100, 4096):
-            np.testing.assert_allclose(f(dyn, n), f(default, None), rtol=1e-12)
+            np.testing.assert_allclose(f(dyn, n), f(default, None), **NAMED["identity64"])
         # Effective bases from the spec: f_1 = b'^{-2/d}.
         for s, n, base in ((1.0, 8192, 20221.26), (1.0, 32768, 82684.62), (8.0, 32768, 607779.3)):
             scaled = rope.RopeScaling("dynamic", factor=s, max_position_embeddings=4096)
@@ -180,11 +180,13 @@ def test_yarn_bounds_and_mscale():
     assert rope.yarn_correction_range(32, 1, 128, 1e4, 2048) == (16, 41)
     assert rope.yarn_correction_range(32, 1, 64, 1e4, 512) == (3, 16)
     mus = [rope.yarn_mscale(s) for s in (2, 4, 8, 16, 32, 40)]
-    np.testing.assert_allclose(mus, [1.0693, 1.1386, 1.2079, 1.2773, 1.3466, 1.3689], atol=1e-4)
+    np.testing.assert_allclose(
+        mus, [1.0693, 1.1386, 1.2079, 1.2773, 1.3466, 1.3689], **NAMED["spec_mscale"]
+    )
     assert rope.yarn_mscale(1.0) == 1.0 == rope.yarn_mscale(0.5)
     g = _g("ntk_by_parts", original_max_position_embeddings=4096)
-    np.testing.assert_allclose(g[:20], 1.0, rtol=1e-12)  # fast pairs extrapolate
-    np.testing.assert_allclose(g[46:], 1 / K8, rtol=1e-12)  # slow pairs interpolate
+    np.testing.assert_allclose(g[:20], 1.0, **NAMED["identity64"])  # fast pairs extrapolate
+    np.testing.assert_allclose(g[46:], 1 / K8, **NAMED["identity64"])  # slow pairs interpolate
 
 
 def test_llama3_bands():
@@ -192,7 +194,10 @@ def test_llama3_bands():
         s = rope.RopeScaling("llama3", factor=8.0, original_max_position_embeddings=8192)
         f = np.asarray(rope.rope_frequencies(s, 128, 5e5, dtype=jnp.float64)[0])
         g = f / np.asarray(rope.base_inv_freq(128, 5e5, dtype=jnp.float64))
-    kept, divided = np.isclose(g, 1.0, rtol=1e-12), np.isclose(g, 1 / 8, rtol=1e-12)
+    kept, divided = (
+        np.isclose(g, 1.0, **NAMED["identity64"]),
+        np.isclose(g, 1 / 8, **NAMED["identity64"]),
+    )
     assert kept.sum() == 29 and divided.sum() == 29
     np.testing.assert_array_equal(np.flatnonzero(~kept & ~divided), np.arange(29, 35))
 
@@ -201,7 +206,7 @@ def test_ntk_by_parts_v0_limits():
     """ntk_factor=0 and extrapolation_factor=0 reduce the two-ramp blend to PI."""
     g = _g("ntk_by_parts_v0", ntk_factor=0.0, extrapolation_factor=0.0,
            original_max_position_embeddings=2048)  # fmt: skip
-    np.testing.assert_allclose(g, 1 / K8, rtol=1e-12)
+    np.testing.assert_allclose(g, 1 / K8, **NAMED["identity64"])
     g = _g("ntk_by_parts_v0", original_max_position_embeddings=2048)
     assert g[0] == pytest.approx(1.0) and g[-1] == pytest.approx(1 / K8)
 
@@ -251,7 +256,7 @@ def test_rope_invariants(scaling):
     rq, rk = apply_rope(q, m, inv_freq), apply_rope(k, n, inv_freq)
     # Norms preserved (attention factor 1).
     np.testing.assert_allclose(
-        jnp.linalg.norm(rq, axis=-1), jnp.linalg.norm(q, axis=-1), rtol=1e-6, atol=0
+        jnp.linalg.norm(rq, axis=-1), jnp.linalg.norm(q, axis=-1), **NAMED["elementwise_fp32"]
     )
     # q·k depends only on m - n: shift both by 100.
     dots = jnp.sum(rq * rk, -1)
@@ -261,7 +266,7 @@ def test_rope_invariants(scaling):
     # Complex-multiplication reference, with the attention factor applied once.
     out = apply_rope(q, m, inv_freq, attention_factor=factor)
     ref = _complex_reference(q, m, inv_freq, factor)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(out, ref, **NAMED["rotation_fp32"])
 
 
 def test_rope_float64_relative_only():
@@ -293,7 +298,9 @@ def test_partial_rotary_and_dtypes():
     inv_freq = rope.base_inv_freq(8, 1e4)
     out = apply_rope(x, pos, inv_freq, rotary_dim=8)
     np.testing.assert_array_equal(out[..., 8:], x[..., 8:])
-    np.testing.assert_allclose(out, _complex_reference(x, pos, inv_freq, 1.0), atol=2e-5)
+    np.testing.assert_allclose(
+        out, _complex_reference(x, pos, inv_freq, 1.0), **NAMED["rotation_fp32_abs"]
+    )
     unit = x / jnp.max(jnp.abs(x))  # unit-scale inputs: bf16 spacing is <= 2^-8 there
     out_bf16 = apply_rope(unit.astype(jnp.bfloat16), pos, inv_freq, rotary_dim=8)
     assert out_bf16.dtype == jnp.bfloat16 and out_bf16.shape == x.shape
@@ -339,19 +346,19 @@ def test_rerope_matches_clipped_reference(window, leaky_k):
         q, k = _randn(0, (2, length, d), jnp.float64)
         logits = rerope_logits(q, k, inv_freq=inv_freq, window=window, leaky_k=leaky_k)
         ref = _rerope_reference(q, k, inv_freq, window, leaky_k)
-        np.testing.assert_allclose(logits, ref, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(logits, ref, **NAMED["reference64"])
         # Shift invariance.
         pos = jnp.arange(length) + 57
         shifted = rerope_logits(
             q, k, inv_freq=inv_freq, window=window, leaky_k=leaky_k, positions=pos
         )
-        np.testing.assert_allclose(shifted, logits, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(shifted, logits, **NAMED["reference64"])
         # Decode rows with a pre-RoPE key cache equal prefill rows.
         for i in (0, 3, length - 1):
             row = rerope_decode_logits(
                 q[i], k, i, inv_freq=inv_freq, window=window, leaky_k=leaky_k
             )
-            np.testing.assert_allclose(row, logits[i], rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(row, logits[i], **NAMED["reference64"])
 
 
 def test_rerope_limits():
@@ -363,14 +370,16 @@ def test_rerope_limits():
         plain = apply_rope(q, pos, inv_freq) @ apply_rope(k, pos, inv_freq).T
         plain = jnp.where(jnp.tril(jnp.ones((length, length), bool)), plain, -jnp.inf)
         kw = dict(inv_freq=inv_freq, window=3)
-        np.testing.assert_allclose(rerope_logits(q, k, leaky_k=1.0, **kw), plain, atol=1e-10)
+        np.testing.assert_allclose(
+            rerope_logits(q, k, leaky_k=1.0, **kw), plain, **NAMED["reference64_abs"]
+        )
         np.testing.assert_allclose(
             rerope_logits(q, k, leaky_k=1e12, **kw),
             rerope_logits(q, k, **kw),
-            atol=1e-8,
+            **NAMED["leaky_limit64"],
         )
         big = rerope_logits(q, k, inv_freq=inv_freq, window=length)
-        np.testing.assert_allclose(big, plain, atol=1e-10)
+        np.testing.assert_allclose(big, plain, **NAMED["reference64_abs"])
 
 
 # --- log n ---------------------------------------------------------------------------------
@@ -382,8 +391,10 @@ def test_logn_factor():
     pre = attention_scale.logn_factor(pos, 512, "pretrain")
     np.testing.assert_array_equal(post[:512], 1.0)
     n = np.arange(513, 2049, dtype=np.float64)
-    np.testing.assert_allclose(post[512:], np.log(n) / np.log(512), rtol=1e-6)
-    np.testing.assert_allclose(pre, np.log(np.arange(1, 2049)) / np.log(512), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(post[512:], np.log(n) / np.log(512), **NAMED["elementwise_fp32"])
+    np.testing.assert_allclose(
+        pre, np.log(np.arange(1, 2049)) / np.log(512), **NAMED["elementwise_fp32_abs"]
+    )
     assert float(pre[511]) == pytest.approx(1.0, abs=1e-7)
     assert float(attention_scale.logn_factor(jnp.array([4095]), 512, "posthoc")[0]) == (
         pytest.approx(4 / 3, rel=1e-6)

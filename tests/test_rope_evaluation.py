@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numerics import tol
+from numerics import BOOTSTRAP_SE_FRAC, NAMED, tol
 
 from jaxlab import rope
 from jaxlab.rope import evaluation
@@ -44,7 +44,9 @@ def test_bootstrap_ci_matches_numpy_with_the_same_indices(key):
     idx = np.asarray(jax.random.randint(key, (500, 9), 0, 9))
     stats = np.min(x.astype(np.float64)[idx].mean(1), axis=1)
     want_lo, want_hi = np.quantile(stats, [0.025, 0.975])
-    np.testing.assert_allclose([point, lo, hi], [x.mean(0).min(), want_lo, want_hi], rtol=1e-5)
+    np.testing.assert_allclose(
+        [point, lo, hi], [x.mean(0).min(), want_lo, want_hi], **NAMED["mean_fp32"]
+    )
     assert lo <= point <= hi
 
 
@@ -63,7 +65,7 @@ def test_bootstrap_interval_covers_the_mean_of_a_wide_sample(key):
     _, lo, hi = evaluation.bootstrap_ci(x, key=key, num_resamples=4000)
     se = x.std(ddof=1) / np.sqrt(x.size)
     np.testing.assert_allclose(
-        [lo, hi], [x.mean() - 1.96 * se, x.mean() + 1.96 * se], atol=0.3 * se
+        [lo, hi], [x.mean() - 1.96 * se, x.mean() + 1.96 * se], atol=BOOTSTRAP_SE_FRAC * se
     )
 
 
@@ -78,7 +80,9 @@ def test_equivalence_verdict(ci, want):
 
 def test_scaling_identities_against_closed_forms():
     got = evaluation.scaling_identities(128, 8.0)
-    np.testing.assert_allclose(got["ntk_aware_base"], 1e4 * 8.0 ** (128 / 126), rtol=1e-12)
+    np.testing.assert_allclose(
+        got["ntk_aware_base"], 1e4 * 8.0 ** (128 / 126), **NAMED["identity64"]
+    )
     assert got["mixed_one_vs_fixed"] < 1e-12
     assert got["mixed_zero_vs_pi"] < 1e-7  # exp(-ln k (m/P)^b) -> 1/k as b -> 0, error ~ b
     assert got["table_max_abs"] <= 5e-5  # the table has 4 decimals
@@ -133,5 +137,5 @@ def test_order_claims_agree_and_disagree_on_constructed_orderings(key):
                                      mix_b=0.5, source="test")  # fmt: skip
     want = [noise.mean() + offsets[n] for n in ("Baseline", "NTK-fixed", "NTK-mixed b=0.5",
                                                 "ReRoPE w=8")]  # fmt: skip
-    np.testing.assert_allclose([r["measured"] for r in rows], want, rtol=1e-5)
+    np.testing.assert_allclose([r["measured"] for r in rows], want, **NAMED["mean_fp32"])
     assert all(r["agree"] is None for r in rows)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import NAMED
 from scipy import stats
 
 from jaxlab.tokenizer import encoder, lattice, native, reference, spm
@@ -35,8 +36,12 @@ def toy_tok():
 
 
 def test_toy_log_partition_matches_spec(toy_tok):
-    np.testing.assert_allclose(toy_tok.log_partition(["abcd"], 1.0), [-3.055608], atol=1e-6)
-    np.testing.assert_allclose(toy_tok.log_partition(["abcd"], 0.1), [1.528442], atol=1e-6)
+    np.testing.assert_allclose(
+        toy_tok.log_partition(["abcd"], 1.0), [-3.055608], **NAMED["spec_6dp"]
+    )
+    np.testing.assert_allclose(
+        toy_tok.log_partition(["abcd"], 0.1), [1.528442], **NAMED["spec_6dp"]
+    )
     assert reference.log_partition("abcd", TOY, 1.0) == pytest.approx(-3.055608, abs=1e-6)
 
 
@@ -56,12 +61,12 @@ def test_dp_equals_brute_force_on_random_vocabularies():
         texts = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 10))) for _ in range(8)]
         for alpha in (1.0, 0.3):
             want = [reference.log_partition(t, vocab32, alpha) for t in texts]
-            np.testing.assert_allclose(tok.log_partition(texts, alpha), want, rtol=1e-5)
+            np.testing.assert_allclose(tok.log_partition(texts, alpha), want, **NAMED["dp_fp32"])
             ent = []
             for t in texts:
                 p = np.array(list(reference.exact_distribution(t, vocab32, alpha).values()))
                 ent.append(float(-(p * np.log(p)).sum()))
-            np.testing.assert_allclose(tok.entropy(texts, alpha), ent, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(tok.entropy(texts, alpha), ent, **NAMED["entropy_dp_fp32"])
         got = tok.tokenize(texts)
         for t, w in zip(texts, got, strict=True):
             _, best = reference.viterbi(t, vocab32)
@@ -120,12 +125,12 @@ def test_v1_three_equal_candidates_quarter_quarter_half(key):
     for method, want in (("v1", [0.25, 0.25, 0.5]), ("online", [1 / 3] * 3)):
         out = [w[:-1] for w in tok.tokenize(["abcz"] * n, alpha=1.0, key=key, method=method)]
         counts = reference.frequencies(out, [("abc",), ("a", "bc"), ("ab", "c")])
-        np.testing.assert_allclose(np.array(counts) / n, want, atol=0.012)
+        np.testing.assert_allclose(np.array(counts) / n, want, **NAMED["mc_20k"])
     rng = random.Random(0)
     n = 5_000
     ref = [reference.sample_v1("abc", vocab, 1.0, rng) for _ in range(n)]
     counts = reference.frequencies(ref, [("abc",), ("a", "bc"), ("ab", "c")])
-    np.testing.assert_allclose(np.array(counts) / n, [0.25, 0.25, 0.5], atol=0.03)  # 4 sigma
+    np.testing.assert_allclose(np.array(counts) / n, [0.25, 0.25, 0.5], **NAMED["mc_5k"])
 
 
 def test_python_references_exactness():
@@ -151,7 +156,7 @@ def test_alpha_limits(toy_tok, key):
     assert big == best * 50
     z = toy_tok.log_partition(texts, 200.0) / 200.0
     v = [reference.viterbi(t, TOY)[1] for t in texts]
-    np.testing.assert_allclose(z, v, atol=0.01)
+    np.testing.assert_allclose(z, v, **NAMED["alpha_limit"])
 
 
 @pytest.mark.parametrize("alpha", [-1.0, -0.0001, math.nan, math.inf])
@@ -289,7 +294,7 @@ def test_sentencepiece_entropy_and_sampling_law(sp_models, key):
                 )
             )
             want.append(float(-(p * np.log(p)).sum()))
-        np.testing.assert_allclose(tok.entropy(lines, alpha), want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(tok.entropy(lines, alpha), want, **NAMED["entropy_dp_fp32"])
     # Two-sample chi-square: jaxlab FFBS vs SentencePiece FFBS on one short line.
     line = "return self"
     n = 5000
@@ -318,7 +323,7 @@ def test_nbest_equals_enumeration_and_sentencepiece(sp_models):
         got = tok.nbest(text, 6)
         segs = reference.enumerate_segmentations(text, vocab)
         want = sorted((sum(vocab[p] for p in w) for w in segs), reverse=True)[:6]
-        np.testing.assert_allclose([s for _, s in got], want, rtol=1e-5)
+        np.testing.assert_allclose([s for _, s in got], want, **NAMED["dp_fp32"])
         for ids, score in got:
             pieces = [tok.model.pieces[i] for i in ids]
             assert "".join(pieces) == text
@@ -361,7 +366,7 @@ def test_single_row_dp_equals_its_column_in_a_batch(toy_tok, key):
             np.testing.assert_array_equal(a, b[:, r])
         z1 = decoding.log_partition(ids[:, :, r], starts[:, r], 0.5, table)
         z = decoding.log_partition(ids, starts, 0.5, table)
-        np.testing.assert_allclose(z1, z[:, r], rtol=1e-6)
+        np.testing.assert_allclose(z1, z[:, r], **NAMED["batching_fp32"])
         args = (lines[:, r], offsets[:, r], 0.7, "online", table)
         k1, _ = decoding.sample(ids[:, :, r], starts[:, r], *args, key=key)
         k, _ = decoding.sample(ids, starts, lines, offsets, 0.7, "online", table, key=key)

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from numerics import NAMED
 
 from jaxlab import data, metrics, sharding, train
 from jaxlab.main import main
@@ -61,7 +62,7 @@ def test_resume_reproduces_uninterrupted_run(corpus, tmp_path):
         jax.tree.leaves(nnx.state(resumed.model)),
         strict=True,
     ):
-        np.testing.assert_allclose(np.asarray(p), np.asarray(q), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(p), np.asarray(q), **NAMED["resume_fp32"])
 
 
 def test_nan_guard_names_the_step(corpus, tmp_path):
