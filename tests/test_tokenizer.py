@@ -1,6 +1,7 @@
 """Tests for jaxlab.tokenizer: enumeration, exact sampling, SentencePiece parity, hashing."""
 
 import math
+import os
 import random
 
 import chex
@@ -244,6 +245,8 @@ def sp_models(tmp_path_factory):
 def test_sentencepiece_id_parity(sp_models, name, use_native):
     """Both host paths (compiled kernels and NumPy) give SentencePiece's ids."""
     if use_native and not native.available():
+        if os.environ.get("JAXLAB_REQUIRE_NATIVE") == "1":  # CI: the build must have happened
+            pytest.fail("JAXLAB_REQUIRE_NATIVE=1 but the native extension is not built")
         pytest.skip("the native extension is not built: only the NumPy host path exists here")
     models, test = sp_models
     sp, path = models[name]
