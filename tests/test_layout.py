@@ -182,3 +182,24 @@ def test_topic_packages_export_what_they_index():
         module = importlib.import_module(f"jaxlab.{pkg}")
         assert module.__doc__ and "Modules" in module.__doc__, pkg
         assert all(hasattr(module, n) for n in module.__all__), pkg
+
+
+REPO = ROOT.parent
+
+
+@pytest.mark.parametrize("script", [".ci/run", "tasks.sh", "benchmarks/gpu.sh"])
+def test_shell_scripts_parse(script):
+    """`bash -n` on the scripts CI and users run first: a broken quote fails here, not in CI."""
+    path = REPO / script
+    if not path.exists():
+        pytest.skip(f"{script} is not in this checkout")
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    """CI calls the test command README.md opens with, as an executable line (not in a comment)."""
+    readme = (REPO / "README.md").read_text().splitlines()
+    command = next(line.split("#")[0].strip() for line in readme if "tasks.sh test" in line)
+    ci_lines = [line.strip() for line in (REPO / ".ci/run").read_text().splitlines()]
+    assert command in [line for line in ci_lines if not line.startswith("#")]
