@@ -78,13 +78,25 @@ def normalize_line(
     add_dummy_prefix: bool,
     remove_extra_whitespaces: bool,
     escape_whitespaces: bool,
+    suffix: bool = False,
+    user_symbols: tuple[str, ...] = (),
 ) -> str:
-    """SentencePiece's ``Normalizer::Normalize`` of one line (no suffix whitespace)."""
+    """SentencePiece's ``Normalizer::Normalize`` of one line.
+
+    ``suffix`` (``treat_whitespace_as_suffix``): the dummy space goes at the end, after the
+    trailing spaces are stripped. ``user_symbols``: at every position the longest user-defined
+    symbol that starts there is copied as it is (SentencePiece's ``PrefixMatcher``), before
+    any normalisation rule is tried.
+    """
     data = text.encode("utf-8")
     pieces = []
     i = 0
+    symbols = sorted({u.encode("utf-8") for u in user_symbols}, key=len, reverse=True)
 
     def prefix(at):
+        for u in symbols:
+            if data.startswith(u, at):
+                return u, len(u)
         if charsmap is None:
             n = _utf8_length(data[at])
             return data[at : at + n], n
@@ -99,7 +111,7 @@ def normalize_line(
     if i >= len(data):
         return ""
     space = SPACE_SYMBOL.encode() if escape_whitespaces else b" "
-    if add_dummy_prefix:
+    if add_dummy_prefix and not suffix:
         pieces.append(space)
     prev_space = remove_extra_whitespaces
     while i < len(data):
@@ -114,4 +126,6 @@ def normalize_line(
     if remove_extra_whitespaces:
         while out.endswith(space):
             out = out[: -len(space)]
+    if add_dummy_prefix and suffix:
+        out += space
     return out.decode("utf-8", errors="replace")

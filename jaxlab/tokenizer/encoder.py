@@ -251,9 +251,10 @@ class Tokenizer:
         """
         raw = to_codepoints(texts)
         fast = self.use_native
-        if fast and not self.model.remove_extra_whitespaces and not self.model.charsmap:
+        m = self.model
+        if fast and not (m.remove_extra_whitespaces or m.charsmap or m.treat_whitespace_as_suffix):
             # The layout kernel reads the raw text: dummy prefix and escaped spaces on the fly.
-            prefix = (raw[1] > 0) if self.model.add_dummy_prefix else 0  # one ▁ per line
+            prefix = (raw[1] > 0) if m.add_dummy_prefix else 0  # one ▁ per line
             cps, lengths, lazy = raw[0], raw[1] + prefix, True
         else:
             (cps, lengths), lazy = normalize(self.model, *raw), False
