@@ -112,8 +112,8 @@ def test_unsupported_fields_are_refused_by_name(trained, tmp_path):
     with pytest.raises(ValueError, match="denormalizer_spec"):
         spm.from_sentencepiece(tmp_path / "denorm.model")
     bpe = spm.train_sentencepiece(
-        trained["identity"].parent / "train.txt", tmp_path / "bpe", 300, model_type="bpe", character_coverage=0.99, byte_fallback=False,
-        hard_vocab_limit=False, num_threads=1,
+        trained["identity"].parent / "train.txt", tmp_path / "bpe", 300, model_type="bpe",
+        character_coverage=0.99, byte_fallback=False, hard_vocab_limit=False, num_threads=1,
     )  # fmt: skip
     with pytest.raises(ValueError, match="model_type"):
         spm.from_sentencepiece(bpe)

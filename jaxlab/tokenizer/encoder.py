@@ -112,6 +112,7 @@ def _lines(texts) -> Sequence[str]:
     return texts
 
 
+LONG_ROW = 1 << 16  # rows longer than this are bucketed finely (memory of long lines)
 CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
 
 
@@ -262,7 +263,10 @@ class Tokenizer:
         if row_len is not None and row_len > longest:
             c = row_len
         else:
-            c = _bucket(max(longest + 1, self.target_row_len))
+            # Rows of very long lines round up to one of 8 sizes per octave, not a power of two:
+            # the lattice of a 5M-character line then pads to 5.2M cells instead of 8.4M.
+            need = max(longest + 1, self.target_row_len)
+            c = _bucket(need, steps=8 if need > LONG_ROW else 1)
         row, col0 = (native.pack_rows if self.use_native else lat.pack_rows)(lengths, c)
         r = _bucket(int(row.max()) + 1 if len(row) else 1, 1, steps=8)
         if self.mesh is not None:
