@@ -31,6 +31,7 @@ class CharsMap:
             raise ValueError(f"precompiled_charsmap: bad trie size {size} for {len(blob)} bytes")
         self.units = np.frombuffer(blob[4 : 4 + size], "<u4").astype(np.int64).tolist()
         self.normalized = blob[4 + size :]
+        self._chars: dict[str, tuple[bytes | None, bool]] = {}
 
     def longest(self, data: bytes, start: int) -> tuple[int, int]:
         """(length, value) of the longest trie key that prefixes ``data[start:]`` ((0, 0): none)."""
@@ -49,26 +50,39 @@ class CharsMap:
                 best = (i + 1 - start, units[pos] & ((1 << 31) - 1))
         return best
 
+    def char_rule(self, ch: str) -> tuple[bytes | None, bool]:
+        """``(replacement or None, context_free)`` for the character ``ch``, cached.
+
+        ``context_free``: no rule key extends past ``ch`` (its trie node has no child), so the
+        longest match at ``ch`` is the rule for ``ch`` alone, whatever follows it.
+        """
+        hit = self._chars.get(ch)
+        if hit is None:
+            hit = self._chars[ch] = self._char_rule(ch.encode("utf-8"))
+        return hit
+
+    def _char_rule(self, data: bytes) -> tuple[bytes | None, bool]:
+        units, pos = self.units, _offset(self.units[0])
+        for c in data:
+            pos ^= c
+            if pos >= len(units) or units[pos] & ((1 << 31) | 0xFF) != c:
+                return None, True  # the walk dies inside the character: no rule
+            unit = units[pos]
+            pos ^= _offset(unit)
+        rep = self.replacement(units[pos] & ((1 << 31) - 1)) if (unit >> 8) & 1 else None
+        for label in range(1, 256):  # any child: a longer key may start here
+            child = pos ^ label
+            if child < len(units) and units[child] & ((1 << 31) | 0xFF) == label:
+                return rep, False
+        return rep, True
+
     def replacement(self, value: int) -> bytes:
         end = self.normalized.find(b"\0", value)
         return self.normalized[value : end if end >= 0 else len(self.normalized)]
 
-    def normalize_prefix(self, data: bytes, i: int) -> tuple[bytes, int]:
-        """The replacement of the longest rule at ``data[i:]`` (or its first character as is),
-        and how many bytes it consumes."""
-        length, value = self.longest(data, i)
-        if length:
-            return self.replacement(value), length
-        n = _utf8_length(data[i])
-        return data[i : i + n], n
-
 
 def _offset(unit: int) -> int:
     return (unit >> 10) << ((unit & (1 << 9)) >> 6)
-
-
-def _utf8_length(lead: int) -> int:
-    return 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
 
 
 def normalize_line(
@@ -78,31 +92,55 @@ def normalize_line(
     add_dummy_prefix: bool,
     remove_extra_whitespaces: bool,
     escape_whitespaces: bool,
+    suffix: bool = False,
+    user_symbols: tuple[str, ...] = (),
 ) -> str:
-    """SentencePiece's ``Normalizer::Normalize`` of one line (no suffix whitespace)."""
-    data = text.encode("utf-8")
+    """SentencePiece's ``Normalizer::Normalize`` of one line.
+
+    ``suffix`` (``treat_whitespace_as_suffix``): the dummy space goes at the end, after the
+    trailing spaces are stripped. ``user_symbols``: at every position the longest user-defined
+    symbol that starts there is copied as it is (SentencePiece's ``PrefixMatcher``), before
+    any normalisation rule is tried.
+    """
     pieces = []
     i = 0
+    starts: dict[str, list[str]] = {}
+    for u in sorted(set(user_symbols), key=len, reverse=True):
+        starts.setdefault(u[0], []).append(u)
 
     def prefix(at):
+        """(replacement bytes, characters consumed) at character ``at``."""
+        for u in starts.get(text[at], ()):
+            if text.startswith(u, at):
+                return u.encode("utf-8"), len(u)
+        ch = text[at]
         if charsmap is None:
-            n = _utf8_length(data[at])
-            return data[at : at + n], n
-        return charsmap.normalize_prefix(data, at)
+            return ch.encode("utf-8", "surrogatepass"), 1
+        rep, context_free = charsmap.char_rule(ch)
+        if context_free:
+            return (ch.encode("utf-8", "surrogatepass") if rep is None else rep), 1
+        data = text[at : at + 64].encode("utf-8", "surrogatepass")
+        length, value = charsmap.longest(data, 0)
+        if length == len(data) and at + 64 < len(text):  # the rule may go on: the whole rest
+            data = text[at:].encode("utf-8", "surrogatepass")
+            length, value = charsmap.longest(data, 0)
+        if not length:
+            return ch.encode("utf-8", "surrogatepass"), 1
+        return charsmap.replacement(value), len(data[:length].decode("utf-8", "surrogatepass"))
 
     if remove_extra_whitespaces:  # leading (normalised) spaces
-        while i < len(data):
+        while i < len(text):
             rep, n = prefix(i)
             if rep != b" ":
                 break
             i += n
-    if i >= len(data):
+    if i >= len(text):
         return ""
     space = SPACE_SYMBOL.encode() if escape_whitespaces else b" "
-    if add_dummy_prefix:
+    if add_dummy_prefix and not suffix:
         pieces.append(space)
     prev_space = remove_extra_whitespaces
-    while i < len(data):
+    while i < len(text):
         rep, n = prefix(i)
         i += n
         if prev_space:
@@ -114,4 +152,6 @@ def normalize_line(
     if remove_extra_whitespaces:
         while out.endswith(space):
             out = out[: -len(space)]
+    if add_dummy_prefix and suffix:
+        out += space
     return out.decode("utf-8", errors="replace")

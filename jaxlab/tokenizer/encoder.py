@@ -112,6 +112,7 @@ def _lines(texts) -> Sequence[str]:
     return texts
 
 
+LONG_ROW = 1 << 16  # rows longer than this are bucketed finely (memory of long lines)
 CHUNK_CHARS = 1 << 17  # encode() pipelines host lattice building and device DP over chunks
 
 
@@ -251,9 +252,10 @@ class Tokenizer:
         """
         raw = to_codepoints(texts)
         fast = self.use_native
-        if fast and not self.model.remove_extra_whitespaces and not self.model.charsmap:
+        m = self.model
+        if fast and not (m.remove_extra_whitespaces or m.charsmap or m.treat_whitespace_as_suffix):
             # The layout kernel reads the raw text: dummy prefix and escaped spaces on the fly.
-            prefix = (raw[1] > 0) if self.model.add_dummy_prefix else 0  # one ▁ per line
+            prefix = (raw[1] > 0) if m.add_dummy_prefix else 0  # one ▁ per line
             cps, lengths, lazy = raw[0], raw[1] + prefix, True
         else:
             (cps, lengths), lazy = normalize(self.model, *raw), False
@@ -261,7 +263,10 @@ class Tokenizer:
         if row_len is not None and row_len > longest:
             c = row_len
         else:
-            c = _bucket(max(longest + 1, self.target_row_len))
+            # Rows of very long lines round up to one of 8 sizes per octave, not a power of two:
+            # the lattice of a 5M-character line then pads to 5.2M cells instead of 8.4M.
+            need = max(longest + 1, self.target_row_len)
+            c = _bucket(need, steps=8 if need > LONG_ROW else 1)
         row, col0 = (native.pack_rows if self.use_native else lat.pack_rows)(lengths, c)
         r = _bucket(int(row.max()) + 1 if len(row) else 1, 1, steps=8)
         if self.mesh is not None:

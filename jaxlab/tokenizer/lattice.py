@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 
 from jaxlab.tokenizer import native
-from jaxlab.tokenizer.model import NORMAL, UnigramModel, line_offsets
+from jaxlab.tokenizer.model import NORMAL, USER_DEFINED, UnigramModel, line_offsets
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -48,7 +48,8 @@ class LatticeTables:
       alphabet_size: A.
       max_len: M, the longest piece in symbols.
       edge_scores: float32 ``[V + 2]``: score per id for the DP; ``NONE = V`` scores -inf,
-        ``PAD = V + 1`` scores 0 (padding cells), the unknown id scores min - 10, non-NORMAL -inf.
+        ``PAD = V + 1`` scores 0 (padding cells), the unknown id scores min - 10, user-defined
+        symbols :func:`user_defined_score`, other non-NORMAL ids -inf.
     """
 
     char_lut: np.ndarray
@@ -80,19 +81,33 @@ def _slots(keys: np.ndarray, bits: int) -> np.ndarray:
     return ((keys.astype(np.uint64) * _GOLDEN) >> np.uint64(64 - bits)).astype(np.int64)
 
 
+def user_defined_score(model: UnigramModel, piece: str) -> np.float32:
+    """SentencePiece's lattice score of a user-defined symbol: ``length * max_score - 0.1``.
+
+    ``max_score`` is the float32 maximum of the NORMAL scores and of FLT_MIN (its initial value
+    in ``unigram_model.cc``), ``length`` the symbol's length in characters (``PopulateNodes``;
+    the optimised encoder counts UTF-8 bytes; the two agree whenever the maximum NORMAL score is
+    <= 0, as in every trained model): about -0.1, far above any ordinary piece, so a
+    user-defined symbol is (nearly) never split.
+    """
+    normal = model.scores[model.types == NORMAL]
+    top = np.float32(max(np.finfo(np.float32).tiny, normal.max() if normal.size else 0.0))
+    return np.float32(float(np.float32(len(piece)) * top) - 0.1)
+
+
 def build_tables(
     model: UnigramModel, *, table_bits: int | None = None, dense_limit: int = 1 << 24
 ) -> LatticeTables:
     """Builds the reversed-piece trie and its transition hash table for ``model``.
 
     Args:
-      model: The vocabulary; only NORMAL pieces enter the lattice.
+      model: The vocabulary; NORMAL pieces and user-defined symbols enter the lattice.
       table_bits: log2 of the hash-table size; default gives a load factor <= 1/4. Tiny values
         force collisions (used by tests).
       dense_limit: Also build the dense transition table if it has at most this many entries
         (0 disables it, so lookups go through the hash table).
     """
-    normal = [i for i in range(model.vocab_size) if model.types[i] == NORMAL]
+    normal = [i for i in range(model.vocab_size) if model.types[i] in (NORMAL, USER_DEFINED)]
     alphabet = sorted({c for i in normal for c in model.pieces[i]})
     lut = np.zeros(max((ord(c) for c in alphabet), default=0) + 1, np.int32)
     lut[[ord(c) for c in alphabet]] = np.arange(1, len(alphabet) + 1)
@@ -136,6 +151,8 @@ def build_tables(
             trans[parent * a1 + c] = v
     scores = np.full(model.vocab_size + 2, -np.inf, np.float32)
     scores[normal] = model.scores[normal]
+    for i in np.flatnonzero(model.types == USER_DEFINED):
+        scores[i] = user_defined_score(model, model.pieces[i])
     if model.unk_id >= 0:
         scores[model.unk_id] = model.unk_score
     scores[-1] = 0.0

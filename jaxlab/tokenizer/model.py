@@ -40,6 +40,8 @@ class UnigramModel:
       add_dummy_prefix: Prepend ▁ to every non-empty line.
       remove_extra_whitespaces: Strip and collapse runs of U+0020.
       escape_whitespaces: Replace U+0020 by ▁.
+      treat_whitespace_as_suffix: The dummy ▁ goes at the end of a line instead of its start
+        (SentencePiece's trainer option of that name: pieces then end with ▁).
       unk_surface: What ``decode`` prints for the unknown id.
       charsmap: The ``precompiled_charsmap`` of a model with a rule-based normaliser
         (``nmt_nfkc``, ``nfkc_cf``, custom), applied by :func:`normalize`; empty for identity.
@@ -55,6 +57,7 @@ class UnigramModel:
     add_dummy_prefix: bool = False
     remove_extra_whitespaces: bool = False
     escape_whitespaces: bool = False
+    treat_whitespace_as_suffix: bool = False
     unk_surface: str = " \u2047 "
     charsmap: bytes = b""  # SentencePiece's precompiled_charsmap (empty: identity normaliser)
 
@@ -78,6 +81,11 @@ class UnigramModel:
 
     def piece_to_id(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.pieces)}
+
+    @functools.cached_property
+    def user_symbols(self) -> tuple[str, ...]:
+        """The user-defined symbols (pieces of type USER_DEFINED)."""
+        return tuple(self.pieces[i] for i in np.flatnonzero(self.types == USER_DEFINED))
 
 
 def from_pieces(
@@ -133,7 +141,9 @@ def normalize(
     a line left empty stays empty; otherwise prepend a space (``add_dummy_prefix``) and map
     spaces to ▁ (``escape_whitespaces``). With both ``remove_extra_whitespaces`` and
     ``escape_whitespaces``, trailing ▁ are then stripped too (literal U+2581 included), as
-    SentencePiece's normaliser does after escaping.
+    SentencePiece's normaliser does after escaping. With ``treat_whitespace_as_suffix`` the
+    dummy space is appended after that stripping instead of prepended. User-defined symbols
+    are copied unnormalised (longest match first), which only the charsmap path can change.
 
     Args:
       model: Supplies the flags.
@@ -144,8 +154,9 @@ def normalize(
       ``(cps, lengths)`` after normalisation.
     """
     lengths = np.asarray(lengths, np.int64)
-    if model.charsmap:
+    if model.charsmap or any(" " in u for u in model.user_symbols):
         return _normalize_rules(model, cps, lengths)
+    suffix = model.add_dummy_prefix and model.treat_whitespace_as_suffix
     starts = line_offsets(lengths)
     if model.remove_extra_whitespaces and cps.size:
         line = np.repeat(np.arange(len(lengths)), lengths)
@@ -162,8 +173,8 @@ def normalize(
         cps, line = cps[keep], line[keep]
         lengths = np.bincount(line, minlength=len(lengths)).astype(np.int64)
         starts = line_offsets(lengths)
-    if model.add_dummy_prefix:
-        nonempty = lengths > 0
+    nonempty = lengths > 0  # lines that get the dummy space
+    if model.add_dummy_prefix and not suffix:
         cps = np.insert(cps, starts[nonempty], 32)
         lengths = lengths + nonempty
     cps = cps.astype(np.uint32)  # a copy: the caller's array is never modified
@@ -173,6 +184,10 @@ def normalize(
             # SentencePiece strips trailing ▁ after escaping, so also literal U+2581 (and the
             # dummy prefix of a line that is nothing else).
             cps, lengths = _strip_trailing(cps, lengths, ord(SPACE_SYMBOL))
+    if suffix:
+        space = ord(SPACE_SYMBOL) if model.escape_whitespaces else 32
+        cps = np.insert(cps, line_offsets(lengths)[nonempty] + lengths[nonempty], space)
+        lengths = lengths + nonempty
     return cps, lengths
 
 
@@ -189,10 +204,11 @@ def _strip_trailing(cps: np.ndarray, lengths: np.ndarray, symbol: int):
 
 
 def _normalize_rules(model: UnigramModel, cps: np.ndarray, lengths: np.ndarray):
-    """:func:`normalize` for a model with a precompiled charsmap (host Python, line by line)."""
+    """:func:`normalize` for a model with a precompiled charsmap, or with user-defined symbols
+    that contain spaces (host Python, line by line)."""
     from jaxlab.tokenizer import charsmap
 
-    rules = _charsmap(model.charsmap)
+    rules = _charsmap(model.charsmap) if model.charsmap else None
     text = np.asarray(cps, np.uint32).tobytes().decode("utf-32-le")
     bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
     lines = [
@@ -202,6 +218,8 @@ def _normalize_rules(model: UnigramModel, cps: np.ndarray, lengths: np.ndarray):
             add_dummy_prefix=model.add_dummy_prefix,
             remove_extra_whitespaces=model.remove_extra_whitespaces,
             escape_whitespaces=model.escape_whitespaces,
+            suffix=model.treat_whitespace_as_suffix,
+            user_symbols=model.user_symbols,
         )
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]

@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from jaxlab.tokenizer.model import BYTE, NORMAL, UNKNOWN, USER_DEFINED, UnigramModel
+from jaxlab.tokenizer.model import BYTE, NORMAL, UNKNOWN, UnigramModel
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
@@ -71,7 +71,7 @@ def read_model_proto(path: str | pathlib.Path) -> dict:
     Returns:
       dict(pieces, scores, types, model_type, byte_fallback, treat_whitespace_as_suffix,
       unk_id, bos_id, eos_id, unk_surface, normalizer_name, charsmap, add_dummy_prefix,
-      remove_extra_whitespaces, escape_whitespaces).
+      remove_extra_whitespaces, escape_whitespaces, denormalizer).
     """
     top = parse_fields(pathlib.Path(path).read_bytes())
     pieces, scores, types = [], [], []
@@ -103,11 +103,13 @@ def read_model_proto(path: str | pathlib.Path) -> dict:
         add_dummy_prefix=bool(_last(norm, 3, 1)),
         remove_extra_whitespaces=bool(_last(norm, 4, 1)),
         escape_whitespaces=bool(_last(norm, 5, 1)),
+        denormalizer=_last(parse_fields(_last(top, 5, b"")), 2, b""),
     )
 
 
 def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
-    """Loads a SentencePiece unigram model (identity or rule-based normaliser).
+    """Loads a SentencePiece unigram model: any normaliser (identity, or the rules of its
+    precompiled charsmap), user-defined symbols, whitespace as prefix or suffix.
 
     Args:
       path: A ``.model`` file written by ``SentencePieceTrainer``.
@@ -116,8 +118,8 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
       The vocabulary with SentencePiece's flags, ids and scores.
 
     Raises:
-      ValueError: (one line) if the file is not a unigram model, its precompiled charsmap is
-        malformed, it treats whitespace as a suffix, or it has user-defined symbols.
+      ValueError: (one line, naming the field) if the file is not a unigram model, its
+        precompiled charsmap is malformed, it has a denormaliser, or a piece contains NUL.
     """
     p = read_model_proto(path)
     if p["model_type"] != 1:
@@ -126,10 +128,8 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
         from jaxlab.tokenizer.charsmap import CharsMap
 
         CharsMap(p["charsmap"])  # a malformed blob is refused here, naming the field
-    if p["treat_whitespace_as_suffix"]:
-        raise ValueError(f"{path}: treat_whitespace_as_suffix is not supported")
-    if (p["types"] == USER_DEFINED).any():
-        raise ValueError(f"{path}: user-defined symbols are not supported")
+    if p["denormalizer"]:  # decode would apply a second charsmap to the decoded text
+        raise ValueError(f"{path}: denormalizer_spec.precompiled_charsmap is not supported")
     nul = next((i for i, piece in enumerate(p["pieces"]) if "\x00" in piece), None)
     if nul is not None:  # sentencepiece refuses to load these too
         raise ValueError(f"{path}: piece {nul} contains a NUL character (pieces must not)")
@@ -147,6 +147,7 @@ def from_sentencepiece(path: str | pathlib.Path) -> UnigramModel:
         add_dummy_prefix=p["add_dummy_prefix"],
         remove_extra_whitespaces=p["remove_extra_whitespaces"],
         escape_whitespaces=p["escape_whitespaces"],
+        treat_whitespace_as_suffix=p["treat_whitespace_as_suffix"],
         unk_surface=p["unk_surface"],
         charsmap=p["charsmap"],
     )
@@ -230,6 +231,7 @@ def model_proto_bytes(model: UnigramModel) -> bytes:
     trainer = bytearray()
     _field(trainer, 3, 1)  # model_type = UNIGRAM
     _field(trainer, 4, model.vocab_size)
+    _field(trainer, 24, bool(model.treat_whitespace_as_suffix))
     _field(trainer, 35, bool(model.byte_fallback))
     _field(trainer, 40, model.unk_id)
     _field(trainer, 41, model.bos_id)
