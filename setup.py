@@ -37,6 +37,7 @@ setup(
             "jaxlab.tokenizer._native",
             [SOURCE],
             define_macros=[("JAXLAB_SOURCE_HASH", f'"{_source_hash()}"')],
+            libraries=["m"],  # expf/logf of the host DP
             optional=True,
         )
     ],

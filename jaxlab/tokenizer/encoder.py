@@ -27,6 +27,7 @@ import functools
 import gc
 import math
 import numbers
+import os
 from collections.abc import Sequence
 
 import jax
@@ -188,6 +189,15 @@ class Tokenizer:
       use_native: Build lattices and read results with the compiled host kernels
         (:mod:`jaxlab.tokenizer.native`) instead of NumPy. Default: when they are available.
         Results are identical either way; only the host time differs.
+      host_dp: Run Viterbi and the ``ffbs`` sampler entirely in C on the host
+        (``native.host_dp``: trie walk, DP, backtracking, unknown handling and the id lists),
+        instead of building the lattice for the jitted JAX DP. Default (None): when the
+        compiled kernels are used and no ``mesh`` is given. False keeps the JAX DP; True
+        requires the kernels and no mesh. Viterbi ids are identical either way; samples follow
+        the same law with the same uniforms. The other samplers, ``log_partition``,
+        ``entropy`` and ``nbest`` always use the JAX DP. :attr:`dp_path` says which runs.
+      threads: Host threads of the C DP (lines split into contiguous spans; results do not
+        depend on it). Default: the CPUs this process may use, at most 8.
     """
 
     def __init__(
@@ -199,6 +209,8 @@ class Tokenizer:
         score_table_size: int | None = None,
         mesh: jax.sharding.Mesh | None = None,
         use_native: bool | None = None,
+        host_dp: bool | None = None,
+        threads: int | None = None,
     ):
         self.model = model
         self.tables = lat.build_tables(model, table_bits=table_bits)
@@ -216,6 +228,16 @@ class Tokenizer:
             raise RuntimeError(f"use_native=True but the compiled kernels are unavailable: {why}")
         self.use_native = native.available() if use_native is None else use_native
         self.device_fn = DEVICE_FN if mesh is None else _sharded_device_fn(mesh)
+        if host_dp and mesh is not None:
+            raise ValueError("host_dp=True runs on the host: it cannot be combined with a mesh")
+        if host_dp and not self.use_native:
+            raise ValueError("host_dp=True needs the compiled kernels (use_native is False)")
+        self.host_dp = self.use_native and mesh is None if host_dp is None else bool(host_dp)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be a positive int, got {threads}")
+        self.threads = threads or min(8, len(os.sched_getaffinity(0)))
         # How the layout kernel normalises raw text (identity normaliser, no whitespace removal).
         lut = self.tables.char_lut
         lut = np.concatenate([lut, np.zeros(max(0, 0x2582 - len(lut)), lut.dtype)])
@@ -232,6 +254,18 @@ class Tokenizer:
     def host_path(self) -> str:
         """``"native"`` (compiled kernels) or ``"numpy"``: the host path :meth:`prepare` takes."""
         return "native" if self.use_native else "numpy"
+
+    @property
+    def dp_path(self) -> str:
+        """Where Viterbi and ``ffbs`` run: ``"host-c"`` (:func:`native.host_dp`) or ``"jax"``.
+
+        With the compiled kernels, also which transition table their trie walk reads
+        (``dense``, ``two-level`` or ``hash``), e.g. ``"host-c (two-level transitions)"``.
+        """
+        path = "host-c" if self.host_dp else "jax"
+        if self.use_native:
+            path += f" ({self.tables.transitions} transitions)"
+        return path
 
     # ---- layout -------------------------------------------------------------------------
     def prepare(
@@ -357,6 +391,14 @@ class Tokenizer:
             if key is None:
                 raise ValueError("key: sampling (alpha is not None) needs a key")
         method_ = "viterbi" if alpha is None else method
+        if self.host_dp and method_ in ("viterbi", "ffbs"):
+            out = self._encode_host(texts, alpha, key)
+            if out is not None:
+                if add_bos or add_eos:
+                    pre = [self.model.bos_id] if add_bos else []
+                    post = [self.model.eos_id] if add_eos else []
+                    out = [pre + o + post for o in out]
+                return out
         # Software pipeline over chunks of lines: the device DP of chunk i is dispatched
         # (asynchronously) before the host builds the lattice of chunk i + 1 and extracts the
         # ids of chunk i - 1, so the host work and the device DP overlap.
@@ -378,6 +420,38 @@ class Tokenizer:
             post = [self.model.eos_id] if add_eos else []
             out = [pre + o + post for o in out]
         return out
+
+    def _encode_host(self, texts: Sequence[str], alpha: float | None, key) -> list | None:
+        """Viterbi / FFBS ids of every line from :func:`native.host_dp` (None: use the JAX DP).
+
+        None only when some line has no segmentation (a character in no piece of a model
+        without an unknown id), where the JAX DP's result is returned instead.
+        """
+        m = self.model
+        raw = to_codepoints(texts)
+        if not (m.remove_extra_whitespaces or m.charsmap or m.treat_whitespace_as_suffix):
+            prefix = (raw[1] > 0) if m.add_dummy_prefix else 0  # read raw text: one ▁ per line
+            cps, lengths, extra = raw[0], raw[1] + prefix, self._raw_text
+            space = 0x2581 if m.escape_whitespaces else 32
+            extra = {**extra, "prefix_cp": space, "space_cp": space}
+        else:
+            (cps, lengths), extra = normalize(m, *raw), {}
+        words = (0, 0)
+        if alpha is not None:
+            words = tuple(int(w) for w in np.asarray(jax.random.bits(key, (2,), jnp.uint32)))
+        unk_mode = 0 if m.unk_id < 0 else (2 if m.byte_fallback else 1)
+        first_missing = m.unk_id if m.unk_id >= 0 else self.tables.none_id
+        try:
+            with _gc_paused():
+                return native.host_dp(
+                    cps, lengths, tables=self.tables, first_missing=first_missing, alpha=alpha,
+                    key_words=words, unk_id=m.unk_id, unk_mode=unk_mode,
+                    byte_ids=self._byte_ids, threads=self.threads, **extra,
+                )  # fmt: skip
+        except ValueError as e:
+            if native.ERR_UNREACHABLE_TEXT in str(e):
+                return None
+            raise
 
     def chunks(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         """Line ranges ``[a, b)`` of about ``CHUNK_CHARS`` characters each (at least one)."""

@@ -45,6 +45,13 @@ class LatticeTables:
       piece_of: int32 ``[num_nodes]`` piece id whose reversed spelling ends at the node, or -1.
       trans: Optional dense transition table ``[num_nodes * (A + 1)]`` (child node, 0 = none),
         used instead of the hash table when it is small (direct indexing: exact, one gather).
+      row_of, rows, sp_ptr, sp_sym, sp_child: Optional two-level transition table for large
+        alphabets (built when ``trans`` is not), used by the compiled kernels: ``row_of[node]``
+        >= 0 selects a dense row ``rows[row_of[node] * (A + 1) + symbol]`` (the nodes with the
+        most children, as many rows as fit in the dense budget); every other node's children
+        are the sorted symbols ``sp_sym[sp_ptr[node]:sp_ptr[node + 1]]`` with the nodes
+        ``sp_child`` (binary search). Exact, like the others; memory about
+        ``budget + 8 x transitions`` bytes.
       alphabet_size: A.
       max_len: M, the longest piece in symbols.
       edge_scores: float32 ``[V + 2]``: score per id for the DP; ``NONE = V`` scores -inf,
@@ -62,6 +69,18 @@ class LatticeTables:
     alphabet_size: int
     max_len: int
     edge_scores: np.ndarray
+    row_of: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    sp_ptr: np.ndarray | None = None
+    sp_sym: np.ndarray | None = None
+    sp_child: np.ndarray | None = None
+
+    @property
+    def transitions(self) -> str:
+        """Which transition table the compiled walk uses: ``dense``, ``two-level`` or ``hash``."""
+        if self.trans is not None:
+            return "dense"
+        return "two-level" if self.row_of is not None else "hash"
 
     @property
     def width(self) -> int:
@@ -95,8 +114,36 @@ def user_defined_score(model: UnigramModel, piece: str) -> np.float32:
     return np.float32(float(np.float32(len(piece)) * top) - 0.1)
 
 
+def _two_level(children: dict, num_nodes: int, a1: int, budget: int, min_degree: int = 8):
+    """``(row_of, rows, sp_ptr, sp_sym, sp_child)`` of :class:`LatticeTables` (see there).
+
+    Nodes with at least ``min_degree`` children get dense rows, most children first, while
+    ``rows`` stays within ``budget`` entries; the other nodes keep sparse sorted rows.
+    """
+    parent = np.fromiter((p for p, _ in children), np.int64, len(children))
+    symbol = np.fromiter((c for _, c in children), np.int64, len(children))
+    child = np.fromiter(children.values(), np.int64, len(children))
+    degree = np.bincount(parent, minlength=num_nodes)
+    busy = np.argsort(-degree, kind="stable")[: max(0, budget // a1)]
+    busy = busy[degree[busy] >= min_degree]
+    row_of = np.full(num_nodes, -1, np.int32)
+    row_of[busy] = np.arange(len(busy), dtype=np.int32)
+    rows = np.zeros(len(busy) * a1, np.int32)
+    dense = row_of[parent] >= 0
+    rows[row_of[parent[dense]].astype(np.int64) * a1 + symbol[dense]] = child[dense]
+    order = np.lexsort((symbol, parent))
+    order = order[~dense[order]]
+    sp_ptr = np.zeros(num_nodes + 1, np.int32)
+    np.cumsum(np.bincount(parent[order], minlength=num_nodes), out=sp_ptr[1:])
+    return row_of, rows, sp_ptr, symbol[order].astype(np.int32), child[order].astype(np.int32)
+
+
 def build_tables(
-    model: UnigramModel, *, table_bits: int | None = None, dense_limit: int = 1 << 24
+    model: UnigramModel,
+    *,
+    table_bits: int | None = None,
+    dense_limit: int = 1 << 24,
+    two_level: bool = True,
 ) -> LatticeTables:
     """Builds the reversed-piece trie and its transition hash table for ``model``.
 
@@ -105,7 +152,10 @@ def build_tables(
       table_bits: log2 of the hash-table size; default gives a load factor <= 1/4. Tiny values
         force collisions (used by tests).
       dense_limit: Also build the dense transition table if it has at most this many entries
-        (0 disables it, so lookups go through the hash table).
+        (0 disables it). Otherwise the two-level table is built, its dense rows within the same
+        budget.
+      two_level: Build the two-level table when the dense one is too big (False: the compiled
+        walk then probes the hash table, like the NumPy search).
     """
     normal = [i for i in range(model.vocab_size) if model.types[i] in (NORMAL, USER_DEFINED)]
     alphabet = sorted({c for i in normal for c in model.pieces[i]})
@@ -149,6 +199,10 @@ def build_tables(
         trans = np.zeros(len(piece_of) * a1, np.int32)
         for (parent, c), v in children.items():
             trans[parent * a1 + c] = v
+    two = (None,) * 5
+    if trans is None and two_level:
+        deep_rows = {k: v for k, v in children.items() if k[0] != 0}  # root: child1
+        two = _two_level(deep_rows, len(piece_of), a1, min(dense_limit, 1 << 22))
     scores = np.full(model.vocab_size + 2, -np.inf, np.float32)
     scores[normal] = model.scores[normal]
     for i in np.flatnonzero(model.types == USER_DEFINED):
@@ -167,6 +221,11 @@ def build_tables(
         alphabet_size=len(alphabet),
         max_len=max((len(model.pieces[i]) for i in normal), default=1),
         edge_scores=scores,
+        row_of=two[0],
+        rows=two[1],
+        sp_ptr=two[2],
+        sp_sym=two[3],
+        sp_child=two[4],
     )
 
 

@@ -64,7 +64,10 @@ _ERRORS = {
     -4: "a cell index is outside dev",
     -5: "lengths are negative or do not sum to len(cell)",
     -6: "the output must be int16 or int32",
+    -7: "a line has no segmentation (a character in no piece and no unknown id)",
+    -8: "out of memory for the host DP's scratch arrays",
 }
+ERR_UNREACHABLE_TEXT = _ERRORS[-7]  # encoder falls back to the JAX DP on this one
 
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
@@ -78,7 +81,7 @@ class Trie(ctypes.Structure):
     """``jaxlab_trie`` in ``_native.c``: a model's reversed-piece trie (``LatticeTables``)."""
 
     _fields_ = _fields(
-        "child1 trans keys values piece_of",
+        "child1 trans keys values piece_of row_of rows sp_ptr sp_sym sp_child",
         "a1 num_nodes hash_bits max_probe max_len first_missing none_id pad_id",
     )
 
@@ -104,7 +107,17 @@ class Span(ctypes.Structure):
     _fields_ = _fields("", "row_lo row_hi line_lo line_hi start start_cp")
 
 
-_STRUCTS = (Trie, FindArgs, LayoutArgs, Span)  # in jaxlab_struct_size's order
+class DpArgs(ctypes.Structure):
+    """``jaxlab_dp_args``: the inputs and outputs of :func:`host_dp`."""
+
+    _fields_ = _fields(
+        "cps lengths char_lut scores byte_ids ids counts",
+        "n n_cps b lut_len n_scores prefix prefix_cp space_cp unk_id unk_mode cap sample key0 key1"
+        " first_line",
+    )
+
+
+_STRUCTS = (Trie, FindArgs, LayoutArgs, Span, DpArgs)  # in jaxlab_struct_size's order
 
 
 def _disabled() -> bool:
@@ -174,7 +187,10 @@ def load(path: str) -> ctypes.CDLL:
     lib.jaxlab_layout.argtypes = [p(Trie), p(LayoutArgs), p(Span)]
     lib.jaxlab_pack_rows.argtypes = [_I64, _PTR, _I64, _PTR, _PTR]
     lib.jaxlab_gather_ends.argtypes = [_PTR, _I64, _I64, _PTR, _I64, _PTR, _I64, _PTR, _PTR]
-    for name in ("jaxlab_find_edges", "jaxlab_layout", "jaxlab_pack_rows", "jaxlab_gather_ends"):
+    lib.jaxlab_host_dp.argtypes = [p(Trie), p(DpArgs), p(Span), ctypes.c_double]
+    lib.jaxlab_uniform.argtypes, lib.jaxlab_uniform.restype = [_I64] * 4, ctypes.c_float
+    names = ("jaxlab_find_edges", "jaxlab_layout", "jaxlab_pack_rows", "jaxlab_gather_ends")
+    for name in (*names, "jaxlab_host_dp"):
         getattr(lib, name).restype = _I64
     return lib
 
@@ -251,13 +267,19 @@ def _trie(tables, first_missing: int, keep: list) -> Trie:
         raise ValueError("empty tables: need len(child1) >= 1 and the root node in piece_of")
     if tables.max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {tables.max_len}")
-    keep += [child1, piece_of, keys, values, trans]
+    two = _two_level(tables, len(piece_of), a1) if trans is None else (None,) * 5
+    keep += [child1, piece_of, keys, values, trans, *two]
     return Trie(
         child1=_ptr(child1),
         trans=_ptr(trans),
         keys=_ptr(keys),
         values=_ptr(values),
         piece_of=_ptr(piece_of),
+        row_of=_ptr(two[0]),
+        rows=_ptr(two[1]),
+        sp_ptr=_ptr(two[2]),
+        sp_sym=_ptr(two[3]),
+        sp_child=_ptr(two[4]),
         a1=a1,
         num_nodes=len(piece_of),
         hash_bits=bits,
@@ -267,6 +289,22 @@ def _trie(tables, first_missing: int, keep: list) -> Trie:
         none_id=int(tables.none_id),
         pad_id=int(tables.pad_id),
     )
+
+
+def _two_level(tables, num_nodes: int, a1: int) -> tuple:
+    """The two-level transition arrays of ``tables``, checked (or five Nones if it has none)."""
+    if getattr(tables, "row_of", None) is None:
+        return (None,) * 5
+    row_of = _vector(tables.row_of, np.int32, "row_of", num_nodes)
+    rows = _vector(tables.rows, np.int32, "rows")
+    ptr = _vector(tables.sp_ptr, np.int32, "sp_ptr", num_nodes + 1)
+    sym = _vector(tables.sp_sym, np.int32, "sp_sym")
+    kid = _vector(tables.sp_child, np.int32, "sp_child", len(sym))
+    if len(rows) % a1 or (row_of.size and int(row_of.max()) >= len(rows) // a1):
+        raise ValueError("row_of must index whole rows of `rows` (len(rows) = rows * a1)")
+    if ptr[0] != 0 or ptr[-1] != len(sym) or (np.diff(ptr) < 0).any():
+        raise ValueError("sp_ptr must rise from 0 to len(sp_sym)")
+    return row_of, rows, ptr, sym, kid
 
 
 def _check_ids_fit(dtype, tables, first_missing: int) -> None:
@@ -483,9 +521,141 @@ def _pool():
 
 def _forget_pool_in_child() -> None:
     """A forked child has no worker thread: it must not submit to the parent's executor."""
-    global _executor
-    _executor = None
+    global _executor, _dp_executor
+    _executor = _dp_executor = None
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+# ---- the whole DP on the host ----------------------------------------------------------------
+
+
+def _module():
+    """The extension imported as a Python module (for :func:`id_lists`)."""
+    import importlib
+
+    return importlib.import_module(EXTENSION)
+
+
+def uniform(key_words: tuple[int, int], line: int, offset: int) -> float:
+    """The sampler's uniform of (key, line, offset), as ``decoding.uniforms`` with ``num = 1``.
+
+    ``key_words`` are the two uint32 words ``jax.random.bits(key, (2,), jnp.uint32)``.
+    """
+    k0, k1 = (int(k) for k in key_words)
+    return float(_require().jaxlab_uniform(k0, k1, int(line), int(offset)))
+
+
+def host_dp(
+    cps: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    tables,
+    first_missing: int,
+    alpha: float | None = None,
+    key_words: tuple[int, int] = (0, 0),
+    first_line: int = 0,
+    prefix: int = -1,
+    prefix_cp: int = 0,
+    space_cp: int = -1,
+    char_lut: np.ndarray | None = None,
+    unk_id: int = -1,
+    unk_mode: int = 0,
+    byte_ids: np.ndarray | None = None,
+    threads: int = 1,
+) -> list[list[int]]:
+    """Viterbi (``alpha=None``) or an FFBS sample of every line, entirely in C.
+
+    Same ids as the device DP (:func:`decoding.viterbi`, hence SentencePiece; or the law of
+    ``decoding.sample(method="ffbs")`` with the same counter-based uniforms) followed by
+    ``model.merge_unknown``; see ``jaxlab_host_dp`` in ``_native.c`` for the recursions.
+
+    Args:
+      cps, lengths, prefix, char_lut: The lines as for :func:`layout` (normalised code points,
+        or raw text with the dummy-prefix symbol ``prefix`` and a ``char_lut`` that escapes
+        spaces).
+      tables: ``lattice.LatticeTables``.
+      first_missing: Id of a symbol that is no single-symbol piece (the unknown id, or
+        ``tables.none_id``).
+      alpha: None for Viterbi, else the sampler's inverse temperature (finite, >= 0).
+      key_words: The two uint32 words of the PRNG key (``jax.random.bits(key, (2,), uint32)``).
+      first_line: Global index of line 0 (the sampler's counter).
+      prefix_cp, space_cp: The code point the prefix symbol stands for, and the one a raw space
+        stands for (-1: itself); used to spell unknown characters as bytes.
+      unk_id, unk_mode: The unknown id and its handling: 0 keep, 1 merge runs, 2 UTF-8 bytes.
+      byte_ids: int32 ``[256]`` byte piece ids (``unk_mode=2``).
+      threads: Lines are split into this many contiguous spans of about equal size, encoded in
+        parallel (ctypes releases the GIL); the result does not depend on it.
+
+    Returns:
+      The id list of every line. Raises ``ValueError`` (code -7 among them: a line without
+      segmentation, which callers send to the device DP instead).
+    """
+    if unk_mode not in (0, 1, 2):
+        raise ValueError(f"unk_mode must be 0, 1 or 2, got {unk_mode}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    code = _vector(cps, np.uint32, "cps")
+    lens = _vector(lengths, np.int64, "lengths")
+    prefixed = lens > 0 if prefix >= 0 else np.zeros(len(lens), bool)
+    n = int(lens.sum())
+    if (lens < 0).any() or n - int(prefixed.sum()) != len(code):
+        raise ValueError(f"lengths (minus prefixes) must be >= 0 and sum to len(cps) = {len(code)}")
+    lut = _vector(tables.char_lut if char_lut is None else char_lut, np.int32, "char_lut")
+    scores = np.ascontiguousarray(tables.edge_scores, np.float32)
+    bids = _vector(np.full(256, -1) if byte_ids is None else byte_ids, np.int32, "byte_ids", 256)
+    cap = 4 if unk_mode == 2 else 1
+    ids = np.empty(max(cap * n, 1), np.int32)
+    counts = np.zeros(len(lens), np.int64)
+    keep: list = []
+    trie = _trie(tables, int(first_missing), keep)
+    args = DpArgs(
+        cps=_ptr(code), lengths=_ptr(lens), char_lut=_ptr(lut), scores=_ptr(scores),
+        byte_ids=_ptr(bids), ids=_ptr(ids), counts=_ptr(counts), n=n, n_cps=len(code),
+        b=len(lens), lut_len=len(lut), n_scores=len(scores), prefix=int(prefix),
+        prefix_cp=int(prefix_cp), space_cp=int(space_cp), unk_id=int(unk_id),
+        unk_mode=int(unk_mode), cap=cap, sample=int(alpha is not None),
+        key0=int(key_words[0]) & 0xFFFFFFFF, key1=int(key_words[1]) & 0xFFFFFFFF,
+        first_line=int(first_line),
+    )  # fmt: skip
+    fn = _require().jaxlab_host_dp
+    a = 0.0 if alpha is None else float(alpha)
+    # Spans of about equal symbol counts, split between lines.
+    ends = np.cumsum(lens)
+    cuts = np.searchsorted(ends, n * np.arange(1, threads) / threads, "right") if n else []
+    bounds = [0, *sorted({int(c) for c in cuts}), len(lens)]
+    spans = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+
+    def part(lo, hi):
+        start = int(ends[lo - 1]) if lo else 0
+        start_cp = start - int(prefixed[:lo].sum())
+        span = Span(0, 0, lo, hi, start, start_cp)
+        k = _check(fn(ctypes.byref(trie), ctypes.byref(args), ctypes.byref(span), a), "host_dp")
+        return start, k
+
+    if len(spans) > 1:
+        futures = [_dp_pool(len(spans) - 1).submit(part, *sp) for sp in spans[1:]]
+        done = [part(*spans[0])] + [f.result() for f in futures]
+    else:
+        done = [part(*sp) for sp in spans]
+    make = _module().id_lists
+    out: list[list[int]] = []
+    for (lo, hi), (start, k) in zip(spans, done, strict=True):
+        if int(counts[lo:hi].sum()) != k or cap * start + k > len(ids):
+            raise ValueError("native host_dp: inconsistent output counts")
+        out += make(ids.ctypes.data + 4 * cap * start, counts.ctypes.data, lo, hi)
+    return out
+
+
+_dp_executor = None
+
+
+def _dp_pool(workers: int):
+    """Worker threads for the host DP's spans (grown on demand, shared)."""
+    global _dp_executor
+    with _lock:
+        if _dp_executor is None or _dp_executor._max_workers < workers:
+            _dp_executor = concurrent.futures.ThreadPoolExecutor(workers, "jaxlab-dp")
+    return _dp_executor
