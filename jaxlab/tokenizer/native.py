@@ -637,7 +637,11 @@ def host_dp(
 
     if len(spans) > 1:
         futures = [_dp_pool(len(spans) - 1).submit(part, *sp) for sp in spans[1:]]
-        done = [part(*spans[0])] + [f.result() for f in futures]
+        try:
+            first = part(*spans[0])
+        finally:  # the workers write into this call's buffers: never leave before they end
+            concurrent.futures.wait(futures)
+        done = [first] + [f.result() for f in futures]
     else:
         done = [part(*sp) for sp in spans]
     make = _module().id_lists
