@@ -33,7 +33,7 @@ def tok_vocab(tok):
 
 @pytest.fixture(scope="module")
 def toy_tok():
-    return Tokenizer(from_pieces(TOY))
+    return Tokenizer(from_pieces(TOY), host_dp=False)  # the JAX DP (host C: test_tokenizer_native)
 
 
 def test_toy_log_partition_matches_spec(toy_tok):

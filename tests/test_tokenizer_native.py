@@ -415,8 +415,133 @@ def test_large_alphabet_stays_on_the_native_path(lib):
     model = from_pieces(vocab)
     fast, slow = Tokenizer(model), Tokenizer(model, use_native=False)
     assert fast.tables.trans is None and fast.host_path == "native"
+    # The two-level table (dense rows for the busiest nodes, sparse sorted rows for the rest),
+    # reported as such; both the host C DP and the JAX DP's layout read it.
+    assert fast.tables.transitions == "two-level"
+    assert fast.dp_path == "host-c (two-level transitions)"
+    assert 0 < len(fast.tables.rows) <= 1 << 22 and (fast.tables.row_of >= 0).sum() > 0
+    assert (fast.tables.row_of < 0).sum() > 0 and len(fast.tables.sp_sym) > 0
+    hashed = Tokenizer(model)
+    hashed.tables = lattice.build_tables(model, two_level=False)
+    assert hashed.tables.transitions == "hash" and hashed.dp_path.endswith("(hash transitions)")
     lines = []
     for _ in range(200):
         pool = chars[: rng.choice([400, 3000])]
         lines.append("".join(rng.choice(pool) for _ in range(rng.randint(0, 90))))
-    assert fast.encode(lines) == slow.encode(lines)
+    want = slow.encode(lines)
+    assert fast.encode(lines) == want
+    assert hashed.encode(lines) == want
+    jax_dp = Tokenizer(model, host_dp=False)
+    assert jax_dp.dp_path == "jax (two-level transitions)" and jax_dp.encode(lines) == want
+    # The compiled lattice search through the two-level table equals the NumPy one.
+    symbols, offsets, _ = _flat(fast.tables, lines)
+    got = lattice.find_edges(fast.tables, symbols, offsets, unk_id=-1, use_native=True)
+    ref = lattice.find_edges(slow.tables, symbols, offsets, unk_id=-1, use_native=False)
+    np.testing.assert_array_equal(got, ref)
+
+
+# ---- the host C DP -----------------------------------------------------------------------
+
+
+def test_host_dp_uniforms_equal_the_jax_samplers(lib):
+    """The C Threefry-2x32 gives decoding.uniforms' draws for every (key, line, offset)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlab.tokenizer import decoding
+
+    for seed in (0, 1, 12345):
+        key = jax.random.key(seed)
+        words = tuple(int(w) for w in np.asarray(jax.random.bits(key, (2,), jnp.uint32)))
+        lines = np.array([0, 1, 7, 99, 2**20, 2**31 - 1], np.int32)
+        offs = np.array([0, 5, 1, 65535, 3, 2**31 - 2], np.int32)
+        want = np.asarray(decoding.uniforms(key, jnp.asarray(lines), jnp.asarray(offs), 1))[:, 0]
+        got = [native.uniform(words, a, b) for a, b in zip(lines.tolist(), offs.tolist())]
+        np.testing.assert_array_equal(np.float32(got), want)
+
+
+def _spm_like(model, byte_fallback):
+    """``model`` with SentencePiece's flags (dummy prefix, escaped spaces) and byte pieces."""
+    pieces = [*model.pieces, *(f"<0x{b:02X}>" for b in range(256))]
+    types = np.concatenate([model.types, np.full(256, 6, model.types.dtype)])
+    scores = np.concatenate([model.scores, np.zeros(256, model.scores.dtype)])
+    return dataclasses.replace(
+        model, pieces=tuple(pieces), types=types, scores=scores, byte_fallback=byte_fallback,
+        add_dummy_prefix=True, escape_whitespaces=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("unk", ["merge", "bytes", "none"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_host_dp_viterbi_and_ffbs_equal_the_jax_dp(lib, unk, threads):
+    """Viterbi ids equal the JAX DP's (hence SentencePiece's) line for line, unknown handling
+    included, at any thread count; a 60k-symbol line crosses the re-basing threshold (|V| >
+    1e5) several times. FFBS draws use the same uniforms and equal the JAX DP's here (they may
+    differ only where libm's and XLA's exp round a CDF boundary differently)."""
+    import jax
+
+    rng = random.Random(5)
+    vocab = _random_vocab(rng, "abcde \u2581", 60, singles=unk == "none")
+    model = from_pieces(vocab, unk=unk != "none")
+    if unk != "none":
+        model = _spm_like(model, byte_fallback=unk == "bytes")
+    lines = _random_lines(rng, "abcdeé漢 \u2581" if unk != "none" else "abcde \u2581", 300, 90)
+    lines += ["abcde" * 12_000, "", " ", "漢漢a漢" if unk != "none" else "a b"]  # long: |V| > 1e5
+    host = Tokenizer(model, threads=threads)
+    jax_dp = Tokenizer(model, host_dp=False)
+    assert host.dp_path.startswith("host-c") and jax_dp.dp_path.startswith("jax")
+    want = jax_dp.encode(lines)
+    assert host.encode(lines) == want
+    assert host.encode(lines, add_bos=True, add_eos=True) == jax_dp.encode(
+        lines, add_bos=True, add_eos=True
+    )
+    key = jax.random.key(3)
+    got, ref = host.encode(lines, alpha=0.2, key=key), jax_dp.encode(lines, alpha=0.2, key=key)
+    if unk != "merge":  # lossless: every sample decodes to the same text as the Viterbi ids
+        assert host.decode(got) == host.decode(want)
+    same = sum(a == b for a, b in zip(got, ref, strict=True))
+    assert same >= len(lines) - 2, same
+
+
+def test_host_dp_samples_follow_the_exact_law(lib, key):
+    """Chi-square of 20,000 host-C FFBS draws of one string against the enumerated law."""
+    from scipy import stats
+
+    from jaxlab.tokenizer import reference
+
+    toy = reference.toy_vocab()
+    tok = Tokenizer(from_pieces(toy), host_dp=True)
+    n = 20_000
+    for i, alpha in enumerate((0.0, 0.1, 1.0, 5.0)):
+        import jax
+
+        exact = reference.exact_distribution("abcd", toy, alpha)
+        out = tok.tokenize(["abcd"] * n, alpha=alpha, key=jax.random.fold_in(key, i))
+        support = list(exact)
+        counts = np.array(reference.frequencies(out, support), np.float64)
+        p = np.array([exact[w] for w in support])
+        assert stats.chisquare(counts, p * n).pvalue > 1e-3, alpha
+        assert np.all(np.abs(counts / n - p) <= 4 * np.sqrt(p * (1 - p) / n) + 1e-12), alpha
+
+
+def test_host_dp_selection_and_bad_arguments(lib):
+    import jax
+
+    from jaxlab import sharding
+
+    model = from_pieces({"a": -1.0, "b": -2.0, "ab": -2.5})
+    assert Tokenizer(model).dp_path == "host-c (dense transitions)"
+    assert Tokenizer(model, host_dp=False).dp_path == "jax (dense transitions)"
+    assert Tokenizer(model, use_native=False).dp_path == "jax"
+    with pytest.raises(ValueError, match="host_dp=True needs the compiled kernels"):
+        Tokenizer(model, use_native=False, host_dp=True)
+    mesh = sharding.data_mesh(1)
+    assert Tokenizer(model, mesh=mesh).dp_path.startswith("jax")
+    with pytest.raises(ValueError, match="cannot be combined with a mesh"):
+        Tokenizer(model, mesh=mesh, host_dp=True)
+    for bad in (0, -1, True):
+        with pytest.raises(ValueError, match="threads"):
+            Tokenizer(model, threads=bad)
+    with pytest.raises(ValueError, match="unk_mode"):
+        native.host_dp(np.zeros(0, np.uint32), np.zeros(0, np.int64), tables=Tokenizer(model).tables,
+                       first_missing=0, unk_mode=3)  # fmt: skip
