@@ -456,7 +456,7 @@ def test_host_dp_uniforms_equal_the_jax_samplers(lib):
         lines = np.array([0, 1, 7, 99, 2**20, 2**31 - 1], np.int32)
         offs = np.array([0, 5, 1, 65535, 3, 2**31 - 2], np.int32)
         want = np.asarray(decoding.uniforms(key, jnp.asarray(lines), jnp.asarray(offs), 1))[:, 0]
-        got = [native.uniform(words, a, b) for a, b in zip(lines.tolist(), offs.tolist())]
+        got = [native.uniform(words, a, b) for a, b in zip(lines.tolist(), offs.tolist(), strict=True)]
         np.testing.assert_array_equal(np.float32(got), want)
 
 
@@ -525,8 +525,6 @@ def test_host_dp_samples_follow_the_exact_law(lib, key):
 
 
 def test_host_dp_selection_and_bad_arguments(lib):
-    import jax
-
     from jaxlab import sharding
 
     model = from_pieces({"a": -1.0, "b": -2.0, "ab": -2.5})
@@ -542,6 +540,9 @@ def test_host_dp_selection_and_bad_arguments(lib):
     for bad in (0, -1, True):
         with pytest.raises(ValueError, match="threads"):
             Tokenizer(model, threads=bad)
+    tables = Tokenizer(model).tables
     with pytest.raises(ValueError, match="unk_mode"):
-        native.host_dp(np.zeros(0, np.uint32), np.zeros(0, np.int64), tables=Tokenizer(model).tables,
-                       first_missing=0, unk_mode=3)  # fmt: skip
+        native.host_dp(
+            np.zeros(0, np.uint32), np.zeros(0, np.int64), tables=tables, first_missing=0,
+            unk_mode=3,
+        )  # fmt: skip
