@@ -456,7 +456,8 @@ def test_host_dp_uniforms_equal_the_jax_samplers(lib):
         lines = np.array([0, 1, 7, 99, 2**20, 2**31 - 1], np.int32)
         offs = np.array([0, 5, 1, 65535, 3, 2**31 - 2], np.int32)
         want = np.asarray(decoding.uniforms(key, jnp.asarray(lines), jnp.asarray(offs), 1))[:, 0]
-        got = [native.uniform(words, a, b) for a, b in zip(lines.tolist(), offs.tolist(), strict=True)]
+        pairs = zip(lines.tolist(), offs.tolist(), strict=True)
+        got = [native.uniform(words, a, b) for a, b in pairs]
         np.testing.assert_array_equal(np.float32(got), want)
 
 
