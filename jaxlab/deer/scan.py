@@ -25,6 +25,20 @@ LAYOUTS = ("dense", "diag", "block")
 # Sizes n for which combine_dense multiplies by broadcasting instead of a batched dot (CPU).
 BROADCAST_DENSE = (4, 5, 6)
 METHODS = ("associative", "sequential")
+# Precision of every matrix product in the scans (and of DEER's J_t y_{t-1}). XLA's default on
+# GPU multiplies float32 in TF32 (10 mantissa bits, relative error ~5e-4): the Newton iterate
+# then jitters above DEER's float32 tolerance (rtol 1e-3 at |y| ~ 1 leaves no margin once the
+# rounding compounds over log2 T combine levels) and the stopping test fails until the T-sweep
+# limit (benchmarks/deer.py --profile --emulate-tf32 shows it on CPU). HIGHEST is full float32.
+PRECISION = lax.Precision.HIGHEST
+
+
+def einsum(subscripts: str, *operands: Array) -> Array:
+    """:func:`jax.numpy.einsum` at :data:`PRECISION` (full float32 on GPU/TPU, not TF32/bf16).
+
+    Every matrix product of the DEER scans goes through this function.
+    """
+    return jnp.einsum(subscripts, *operands, precision=PRECISION)
 
 
 def combine_dense(
@@ -53,8 +67,8 @@ def combine_dense(
         a = jnp.sum(a_l[..., :, :, None] * a_e[..., None, :, :], axis=-2)
         b = jnp.sum(a_l * b_e[..., None, :], axis=-1) + b_l
         return a, b
-    a = jnp.einsum("...ij,...jk->...ik", a_l, a_e)
-    b = jnp.einsum("...ij,...j->...i", a_l, b_e) + b_l
+    a = einsum("...ij,...jk->...ik", a_l, a_e)
+    b = einsum("...ij,...j->...i", a_l, b_e) + b_l
     return a, b
 
 
@@ -101,9 +115,9 @@ def _apply(a, y, layout):
     if layout == "diag":
         return a * y
     if layout == "dense":
-        return a @ y
+        return einsum("ij,j->i", a, y)
     g, k = a.shape[0], a.shape[1]
-    return jnp.einsum("gij,gj->gi", a, y.reshape(g, k)).reshape(g * k)
+    return einsum("gij,gj->gi", a, y.reshape(g, k)).reshape(g * k)
 
 
 def _check(a, b, y0, layout, method):
@@ -222,8 +236,8 @@ def _filter_combine(earlier, later):
     a_i, b_i, c_i, eta_i, j_i = earlier
     a_j, b_j, c_j, eta_j, j_j = later
     eye = jnp.broadcast_to(jnp.eye(a_i.shape[-1], dtype=a_i.dtype), a_i.shape)
-    mv = lambda m, v: jnp.einsum("...ij,...j->...i", m, v)
-    mm = lambda m, n: jnp.einsum("...ij,...jk->...ik", m, n)
+    mv = lambda m, v: einsum("...ij,...j->...i", m, v)
+    mm = lambda m, n: einsum("...ij,...jk->...ik", m, n)
     tr = lambda m: jnp.swapaxes(m, -1, -2)
     # M = (I + C_i J_j)^{-1};  (I + J_j C_i)^{-1} = M^T since C and J are symmetric.
     m_t = jnp.linalg.inv(eye + mm(j_j, c_i))  # M^T (inv compiles faster than solve)
@@ -243,22 +257,22 @@ def _damped_dense(jac, r, y_obs, y0, sigmasq, filter_only):
     kappa = 1.0 / (1.0 + sigmasq)  # Kalman gain K = kappa I  (Q = H = I, R = sigmasq I)
     # The known y_0 enters as the first step's offset; its transition is then zero.
     f = jac.at[0].set(jnp.zeros_like(jac[0]))
-    c = r.at[0].add(jac[0] @ y0)
+    c = r.at[0].add(einsum("ij,j->i", jac[0], y0))
     innov = y_obs - c
     a_el = (1.0 - kappa) * f
     b_el = c + kappa * innov
     c_el = jnp.broadcast_to((1.0 - kappa) * eye, (t, d, d))
-    eta_el = kappa * jnp.einsum("tji,tj->ti", f, innov)
-    j_el = kappa * jnp.einsum("tki,tkj->tij", f, f)
+    eta_el = kappa * einsum("tji,tj->ti", f, innov)
+    j_el = kappa * einsum("tki,tkj->tij", f, f)
     _, m, p, _, _ = lax.associative_scan(_filter_combine, (a_el, b_el, c_el, eta_el, j_el))
     if filter_only:
         return m
     # RTS smoother: x_t = E_t x_{t+1} + g_t with E_t = P_t F^T (F P_t F^T + I)^{-1}, F = F_{t+1}.
     f_next, c_next, p_cur, m_cur = jac[1:], r[1:], p[:-1], m[:-1]
-    fp = jnp.einsum("tij,tjk->tik", f_next, p_cur)
-    g_mat = jnp.einsum("tij,tkj->tik", fp, f_next) + eye[None]
-    e = jnp.swapaxes(jnp.einsum("tij,tjk->tik", jnp.linalg.inv(g_mat), fp), 1, 2)
-    g = m_cur - jnp.einsum("tij,tj->ti", e, jnp.einsum("tij,tj->ti", f_next, m_cur) + c_next)
+    fp = einsum("tij,tjk->tik", f_next, p_cur)
+    g_mat = einsum("tij,tkj->tik", fp, f_next) + eye[None]
+    e = jnp.swapaxes(einsum("tij,tjk->tik", jnp.linalg.inv(g_mat), fp), 1, 2)
+    g = m_cur - einsum("tij,tj->ti", e, einsum("tij,tj->ti", f_next, m_cur) + c_next)
     e = jnp.concatenate([e, jnp.zeros_like(e[:1])], axis=0)
     g = jnp.concatenate([g, m[-1:]], axis=0)
     return linear_recurrence(e, g, jnp.zeros_like(y0), layout="dense", reverse=True)

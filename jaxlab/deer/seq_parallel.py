@@ -30,11 +30,11 @@ from jax.sharding import PartitionSpec as P
 from jaxlab.array_types import Array, Float
 from jaxlab.deer import solver
 from jaxlab.deer.methods import Newton, Picard, Quasi
-from jaxlab.deer.scan import combine_dense, combine_diag
+from jaxlab.deer.scan import combine_dense, combine_diag, einsum
 
 
 def _apply(a, y, layout):
-    return a * y if layout == "diag" else jnp.einsum("...ij,...j->...i", a, y)
+    return a * y if layout == "diag" else einsum("...ij,...j->...i", a, y)
 
 
 def _local_linear(a, b, y0, axis, layout):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxlab.array_types import Array
+from jaxlab.deer import scan as _scan
 from jaxlab.deer.methods import Block, Constant, Damped, Picard, Quasi
 from jaxlab.deer.scan import block_diagonal, damped_linear_recurrence, linear_recurrence
 
@@ -62,9 +63,9 @@ def _matvec(jac, y, layout):
     if layout == "diag":
         return jac * y
     if layout == "dense":
-        return jnp.einsum("tij,tj->ti", jac, y)
+        return _scan.einsum("tij,tj->ti", jac, y)  # at full precision, as the scans
     t, g, k, _ = jac.shape
-    return jnp.einsum("tgij,tgj->tgi", jac, y.reshape(t, g, k)).reshape(t, g * k)
+    return _scan.einsum("tgij,tgj->tgi", jac, y.reshape(t, g, k)).reshape(t, g * k)
 
 
 def _guard(y, clip):
