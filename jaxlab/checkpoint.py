@@ -11,12 +11,22 @@ fingerprint of every saved array (two wrapping uint32 sums of the array's bits p
 computed on device). A restore refuses a checkpoint of another config
 (:class:`CheckpointMismatchError`), and a checkpoint whose data no longer match their fingerprint
 (or that fails to load at all) is skipped with a warning in favour of the next older one.
+
+A save is atomic from the caller's view: it blocks until orbax has committed the checkpoint (a
+kill leaves at most a temporary directory, which a later run ignores), an interrupt (SIGINT)
+that arrives meanwhile is held until the save returns, and a failed write (a full disk) is one
+:class:`CheckpointWriteError` after orbax's background threads have been shut down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pathlib
+import re
+import signal
+import threading
 import warnings
 
 import jax
@@ -27,11 +37,68 @@ from orbax.checkpoint import v1 as ocp
 from jaxlab.config_args import UsageError
 
 
+class CheckpointWriteError(UsageError):
+    """A checkpoint could not be written (disk full, file size limit, I/O error).
+
+    The CLI prints it on one line; the checkpoints saved before it stay valid, so the same
+    command resumes from them once there is space.
+    """
+
+
 class CheckpointMismatchError(UsageError):
     """The checkpoints in a directory were written by a run of a different config.
 
     A usage error: the CLI prints it on one line and exits 2.
     """
+
+
+@contextlib.contextmanager
+def hold_interrupts():
+    """Defers SIGINT for the duration of the block, then delivers it (KeyboardInterrupt).
+
+    Only the main thread can own signal handlers; elsewhere this is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous):
+            previous(signal.SIGINT, held[-1])
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
+class _OrbaxErrorFilter(logging.Filter):
+    """Drops orbax's ERROR records that carry a traceback while a save is being converted.
+
+    The same exception reaches :meth:`Checkpoints.save`, which re-raises it as one
+    :class:`CheckpointWriteError` line; orbax would otherwise log it with a traceback once per
+    background thread.
+    """
+
+    active = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.active and record.exc_info and record.levelno >= logging.ERROR)
+
+
+_ORBAX_ERRORS = _OrbaxErrorFilter()
+logging.getLogger("absl").addFilter(_ORBAX_ERRORS)
+
+
+def _first_line(e: BaseException) -> str:
+    """The reason in one short line: the OS error's text (tensorstore wraps it) if there is one."""
+    text = str(e).strip()
+    os_error = re.search(r":\s*([^:\[]+?)\s*\[os_error_code", text)
+    if os_error:
+        return os_error.group(1)
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def _leaf_bits(x: jax.Array) -> jax.Array:
@@ -104,6 +171,7 @@ class Checkpoints:
             save_decision_policy=policies.FixedIntervalPolicy(max(int(every), 1)),
             preservation_policy=ocp.training.preservation_policies.LatestN(keep),
         )
+        self._closed = False
 
     def latest_step(self) -> int | None:
         latest = self._ckpt.latest
@@ -115,12 +183,36 @@ class Checkpoints:
     def save(
         self, step: int, state, key: jax.Array, *, force: bool = False, metadata: dict | None = None
     ) -> bool:
-        """Saves if the policy says so (or ``force``); ``metadata`` (JSON) is stored with it."""
+        """Saves if the policy says so (or ``force``); ``metadata`` (JSON) is stored with it.
+
+        Blocks until the checkpoint is committed; SIGINT is held meanwhile (see
+        :func:`hold_interrupts`).
+
+        Raises:
+          CheckpointWriteError: the write failed (orbax is closed first, so no thread waits).
+        """
         if not (force or self.should_save(step)):
             return False
         tree = {"state": state, "step": jnp.int32(step), "key": jax.random.key_data(key)}
         meta = {**(metadata or {}), "config_id": self.config_id, "fingerprint": fingerprint(tree)}
-        return self._ckpt.save(step, tree, force=True, custom_metadata=meta)
+        with hold_interrupts():
+            _ORBAX_ERRORS.active += 1
+            try:
+                return self._ckpt.save(step, tree, force=True, custom_metadata=meta)
+            except Exception as e:  # noqa: BLE001  (orbax raises ValueError for an I/O error)
+                try:
+                    previous = max((int(c.step) for c in self._ckpt.checkpoints), default=None)
+                except Exception:  # noqa: BLE001
+                    previous = None
+                self.close(quiet=True)
+                resume = f"step {previous}" if previous is not None else "the start"
+                raise CheckpointWriteError(
+                    f"cannot write the checkpoint of step {step} in {self.directory}: "
+                    f"{_first_line(e)} (free space, then rerun the same command: it resumes "
+                    f"from {resume})"
+                ) from None
+            finally:
+                _ORBAX_ERRORS.active -= 1
 
     def _custom_metadata(self, step: int) -> dict:
         """The custom metadata saved with ``step`` ({} if unreadable: the load then decides)."""
@@ -186,7 +278,19 @@ class Checkpoints:
         return None
 
     def wait(self) -> None:
-        self._ckpt.wait()
+        """Kept for callers of the old API: :meth:`save` already blocks until committed."""
 
-    def close(self) -> None:
-        self._ckpt.close()
+    def close(self, *, quiet: bool = False) -> None:
+        """Shuts orbax's threads down; ``quiet`` swallows the error of a failed save again."""
+        if self._closed:
+            return
+        self._closed = True
+        with hold_interrupts():
+            _ORBAX_ERRORS.active += quiet
+            try:
+                self._ckpt.close()
+            except Exception:
+                if not quiet:
+                    raise
+            finally:
+                _ORBAX_ERRORS.active -= quiet

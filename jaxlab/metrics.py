@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import sys
 import time
 from collections.abc import Mapping
 
 import numpy as np
+
+from jaxlab.config_args import UsageError
+
+
+class MetricsWriteError(UsageError):
+    """``metrics.jsonl`` could not be written (a full disk): printed on one line by the CLI."""
 
 
 def to_jsonable(value):
@@ -32,26 +39,53 @@ class MetricsWriter:
     """Appends one JSON object per logged step to ``workdir/metrics.jsonl``.
 
     On resume, pass ``resume_step``: lines with ``step > resume_step`` (logged after the
-    checkpoint that is being resumed from) are dropped so the file reads as one clean run.
+    checkpoint that is being resumed from) are dropped so the file reads as one clean run; the
+    kept lines are in ``kept``. Every line is flushed and fsynced before :meth:`write` returns,
+    so a checkpoint saved after it never gets ahead of the file (a kill loses no logged step).
     """
 
     def __init__(self, workdir: str | pathlib.Path, *, resume_step: int | None = None):
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is None:
-            self.path.write_text("")
-        elif self.path.exists():
-            kept = [r for r in _records(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.kept: list[dict] = []
+        if resume_step is not None and self.path.exists():
+            self.kept = [r for r in _records(self.path) if _step(r) <= resume_step]
+        self._replace("".join(json.dumps(r) + "\n" for r in self.kept))
         self.last: dict | None = None
 
+    def _replace(self, text: str) -> None:
+        """Rewrites the file atomically (a kill leaves the old or the new file, never half)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with tmp.open("w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(self.path)
+        except OSError as e:
+            raise MetricsWriteError(f"cannot write {self.path}: {e.strerror or e}") from None
+
     def write(self, step: int, **values) -> dict:
-        """Writes ``{"step": step, **values}`` as one line and returns it."""
+        """Appends ``{"step": step, **values}`` as one line (flushed and fsynced); returns it.
+
+        Raises:
+          MetricsWriteError: the line could not be written (disk full): one line, exit 2.
+        """
         record = {"step": int(step), **to_jsonable(values)}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise MetricsWriteError(f"cannot write {self.path}: {e.strerror or e}") from None
         self.last = record
         return record
+
+
+def _step(record: dict) -> int | float:
+    step = record.get("step", 0)
+    return step if isinstance(step, int | float) else math.inf
 
 
 def _records(path: pathlib.Path) -> list[dict]:

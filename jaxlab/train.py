@@ -86,20 +86,27 @@ def init_state(model_cfg: LMConfig, train_cfg: TrainConfig, key: jax.Array, mesh
     """Builds ``(graphdef, state, abstract_state)`` with the state replicated on ``mesh``.
 
     ``eval_shape`` → shardings → ``jit(init, out_shardings=...)``, so nothing is built on the host.
+    The graphdef and the jitted init are cached per ``(model_cfg, train_cfg, mesh)``: a second
+    run of the same configs gets the same graphdef, hence the same cached step (no recompile).
     """
-    abstract = nnx.eval_shape(lambda: _build(model_cfg, train_cfg, key))
+    graphdef, abstract_state, init = _initializer(model_cfg, train_cfg, mesh)
+    return graphdef, init(key), abstract_state
+
+
+@functools.lru_cache(maxsize=16)
+def _initializer(model_cfg: LMConfig, train_cfg: TrainConfig, mesh):
+    abstract = nnx.eval_shape(lambda: _build(model_cfg, train_cfg, jax.random.key(0)))
     graphdef, abstract_state = nnx.split(abstract)
     state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state)
     init = jax.jit(
         lambda k: nnx.state(_build(model_cfg, train_cfg, k)), out_shardings=state_sharding
     )
-    state = init(key)
     abstract_state = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         abstract_state,
         state_sharding,
     )
-    return graphdef, state, abstract_state
+    return graphdef, abstract_state, init
 
 
 def make_step(graphdef, objective: Callable, mesh):
@@ -137,15 +144,27 @@ def _track_first_bad(first_bad, stats, step):
     return jnp.where((first_bad < 0) & ~finite, jnp.int32(step), first_bad)
 
 
-def run_identity(model_cfg: LMConfig, train_cfg: TrainConfig, seed: int) -> str:
-    """A short hash of everything that determines a training run (stored with checkpoints)."""
-    text = repr((model_cfg, train_cfg, int(seed)))
+def run_identity(model_cfg: LMConfig, train_cfg: TrainConfig, seed: int, data_id: str = "") -> str:
+    """A short hash of everything that determines a training run (stored with checkpoints).
+
+    ``data_id`` names the training data (``data.split_fingerprint``), so a checkpoint of the
+    same configs trained on other text is refused too.
+    """
+    text = repr((model_cfg, train_cfg, int(seed))) + data_id
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
-    """The LM's jitted step ``(state, batch_BL1) -> (state, stats)``; donates ``state``."""
-    loss_fn = LOSSES[train_cfg.loss]
+    """The LM's jitted step ``(state, batch_BL1) -> (state, stats)``; donates ``state``.
+
+    Cached per ``(graphdef, train_cfg, mesh, loss function)``, so repeated :func:`fit` calls of
+    one config (a resume, a sweep's repeats) reuse one compilation.
+    """
+    return _train_step(graphdef, train_cfg, mesh, LOSSES[train_cfg.loss])
+
+
+@functools.lru_cache(maxsize=16)
+def _train_step(graphdef, train_cfg: TrainConfig, mesh, loss_fn: Callable):
 
     def objective(model, batch_BL1):
         inputs_BL, targets_BL = batch_BL1[:, :-1], batch_BL1[:, 1:]
@@ -154,6 +173,18 @@ def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
         return loss_fn(model, model(inputs_BL), targets_BL)
 
     return make_step(graphdef, objective, mesh)
+
+
+@functools.lru_cache(maxsize=16)
+def _sampler(mesh, batch_size: int, length: int):
+    """Jitted ``(tokens, data_key, step) -> batch``: the step's windows, sharded over ``data``."""
+
+    @functools.partial(jax.jit, out_shardings=sharding.batch_sharding(mesh))
+    def sample(tokens, data_key, step):
+        key = jax.random.fold_in(data_key, step)
+        return data.sample_windows(tokens, batch_size, length, key=key)
+
+    return sample
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -265,21 +296,34 @@ def fit(
     workdir = pathlib.Path(workdir)
     mesh = mesh or sharding.data_mesh()
     sharding.check_divisible(train_cfg.batch_size, mesh)
-    init_key, data_key = jax.random.split(jax.random.key(seed))
-    graphdef, state, abstract_state = init_state(model_cfg, train_cfg, init_key, mesh)
-
     ckpt = None
-    start = 0
-    if train_cfg.checkpoint_every:
+    if train_cfg.checkpoint_every:  # first: a bad checkpoint path fails before any compile
         ckpt = Checkpoints(
             workdir / "ckpt",
             every=train_cfg.checkpoint_every,
-            config_id=run_identity(model_cfg, train_cfg, seed),
+            config_id=run_identity(model_cfg, train_cfg, seed, data.split_fingerprint(corpus)),
         )
-        if ckpt.latest_step() is not None:
-            restored = ckpt.restore(abstract_state, data_key)
-            if restored is not None:
-                state, start, data_key = restored
+    try:
+        result = _fit(model_cfg, train_cfg, corpus, workdir, ckpt, seed, mesh, name, stop_at,
+                      metrics_file)  # fmt: skip
+    except BaseException:
+        if ckpt is not None:
+            ckpt.close(quiet=True)  # shut orbax's threads down; the error that got here wins
+        raise
+    if ckpt is not None:
+        ckpt.close()
+    return result
+
+
+def _fit(model_cfg, train_cfg, corpus, workdir, ckpt, seed, mesh, name, stop_at, metrics_file):
+    """The body of :func:`fit` (``ckpt``: its :class:`Checkpoints` or None)."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    graphdef, state, abstract_state = init_state(model_cfg, train_cfg, init_key, mesh)
+    start = 0
+    if ckpt is not None and ckpt.latest_step() is not None:
+        restored = ckpt.restore(abstract_state, data_key)
+        if restored is not None:
+            state, start, data_key = restored
     resumed_from = start if start else None
     writer = None
     if metrics_file:
@@ -287,13 +331,7 @@ def fit(
 
     train_tokens = sharding.replicate(jnp.asarray(corpus.train), mesh)
     eval_windows = data.eval_windows(corpus.heldout, train_cfg.eval_windows, train_cfg.seq_len + 1)
-    length = train_cfg.seq_len + 1
-
-    @functools.partial(jax.jit, out_shardings=sharding.batch_sharding(mesh))
-    def sample(tokens, step):
-        key = jax.random.fold_in(data_key, step)
-        return data.sample_windows(tokens, train_cfg.batch_size, length, key=key)
-
+    sample = _sampler(mesh, train_cfg.batch_size, train_cfg.seq_len + 1)
     train_step = make_train_step(graphdef, train_cfg, mesh)
     schedule = learning_rate_schedule(train_cfg)
     progress = metrics.Progress(name, train_cfg.num_steps)
@@ -331,36 +369,42 @@ def fit(
     pending = None  # (step, stats) dispatched but not yet read: keeps the device busy
     first_bad = jnp.int32(-1)  # first step with a non-finite loss or grad norm, on device
     for step in range(start, end):
-        state, stats = train_step(state, sample(train_tokens, step))
+        state, stats = train_step(state, sample(train_tokens, data_key, step))
         done = step + 1
         first_bad = _track_first_bad(first_bad, stats, done)
         if pending is not None:
             guard(*pending)
             log(*pending, eval_now=False)
             pending = None
-        is_last = done == train_cfg.num_steps
+        save_now = ckpt is not None and (done == end or ckpt.should_save(done))
         want_eval = bool(train_cfg.eval_every) and done % train_cfg.eval_every == 0
-        if want_eval or is_last:
+        if want_eval or done == train_cfg.num_steps:
             guard(done, stats)
             log(done, stats, eval_now=True)
-        elif done % train_cfg.log_every == 0:
-            pending = (done, stats)
-        force = is_last or done == end
-        if ckpt is not None and (force or ckpt.should_save(done)):
+        elif train_cfg.log_every and done % train_cfg.log_every == 0:
+            if save_now:  # the step's line is on disk before its checkpoint is committed
+                guard(done, stats)
+                log(done, stats, eval_now=False)
+            else:
+                pending = (done, stats)
+        if save_now:
             guard(done, stats)  # never save non-finite parameters
-            ckpt.save(done, state, data_key, force=force, metadata={"model": model_cfg.to_dict()})
+            ckpt.save(done, state, data_key, force=True, metadata={"model": model_cfg.to_dict()})
     if pending is not None:
         guard(*pending)
         log(*pending, eval_now=False)
-    if ckpt is not None:
-        ckpt.wait()
-        ckpt.close()
 
     model = nnx.merge(graphdef, state)[0]
     if end == train_cfg.num_steps and (not history or "heldout_bits_per_byte" not in history[-1]):
-        # Resumed from a checkpoint taken at the last step: nothing to train, only evaluate.
-        ev = evaluate(model, eval_windows)
-        values = {"heldout_bits_per_byte": ev["bits_per_byte"], "heldout_accuracy": ev["accuracy"]}
-        history.append(writer.write(end, **values) if writer else {"step": end, **values})
+        # Resumed from a checkpoint taken at the last step: nothing to train. The final line
+        # is already in metrics.jsonl when the checkpoint is (it is written first): reuse it.
+        kept = writer.kept[-1] if writer is not None and writer.kept else {}
+        if kept.get("step") == end and "heldout_bits_per_byte" in kept:
+            history.append(kept)
+        else:
+            ev = evaluate(model, eval_windows)
+            values = {"heldout_bits_per_byte": ev["bits_per_byte"],
+                      "heldout_accuracy": ev["accuracy"]}  # fmt: skip
+            history.append(writer.write(end, **values) if writer else {"step": end, **values})
     final = history[-1] if history else {}
     return FitResult(model=model, history=history, resumed_from=resumed_from, final=final)

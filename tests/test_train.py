@@ -1,5 +1,6 @@
 """The trainer: loss falls, resume reproduces an uninterrupted run, NaN guard, CLI resume."""
 
+import dataclasses
 import json
 
 import jax
@@ -75,12 +76,27 @@ def test_nan_guard_names_the_step(corpus, tmp_path):
 
 def test_train_step_compiles_once(corpus):
     mesh = sharding.data_mesh(1)
-    graphdef, state, _ = train.init_state(MODEL, TRAIN, jax.random.key(0), mesh)
-    step = train.make_train_step(graphdef, TRAIN, mesh)
+    cfg = dataclasses.replace(TRAIN, weight_decay=0.05)  # a config no other test compiled
+    graphdef, state, _ = train.init_state(MODEL, cfg, jax.random.key(0), mesh)
+    step = train.make_train_step(graphdef, cfg, mesh)
     for i in range(3):
         batch = data.sample_windows(corpus.train, 8, 33, key=jax.random.key(i))
         state, _ = step(state, batch)
     assert step._cache_size() == 1  # same shapes: one trace, one compile
+
+
+def test_fit_reuses_its_compiled_step(corpus, tmp_path):
+    """A second fit of the same configs (a resume, a repeat) compiles nothing new."""
+    mesh = sharding.data_mesh(1)
+    cfg = dataclasses.replace(TRAIN, num_steps=4, eval_every=0, checkpoint_every=0)
+    train.fit(MODEL, cfg, corpus, tmp_path / "a", mesh=mesh)
+    graphdef, _, _ = train.init_state(MODEL, cfg, jax.random.key(0), mesh)
+    step = train.make_train_step(graphdef, cfg, mesh)
+    compiled = step._cache_size()
+    assert compiled == 1
+    train.fit(MODEL, cfg, corpus, tmp_path / "b", mesh=mesh, seed=1)
+    assert train.make_train_step(graphdef, cfg, mesh) is step
+    assert step._cache_size() == compiled
 
 
 def test_cli_run_interrupted_then_resumed(tmp_path, monkeypatch, capsys):
