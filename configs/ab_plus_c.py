@@ -31,13 +31,15 @@ def get_config(arg=None):
         gap_from=101,  # S* - ceil(2 sqrt N) statistics over gap_from <= N <= n_max (post's range)
     )
     c.random = dict(
-        num_bruteforce=20 if q else 300,  # log-uniform N in [lo, hi] checked against brute force
+        num_bruteforce=300,  # log-uniform N in [lo, hi] against brute force (the post's 300; ~4 s)
         lo=1e6,  # smallest random N for the brute-force check
         hi=1e14,  # largest (brute force is O(sqrt N): 1e7 steps at 1e14)
         num_int64=500 if q else 5_000,  # uniform N in [0, 2^62) for Python vs JAX
         large_exponents=(16, 20, 24, 28, 30) if q else (16, 20, 24, 28, 32, 36, 40),  # 10^e N
         large_per_exponent=2 if q else 3,  # random N per exponent on the Python path
-        num_overshoot=100 if q else 300,  # log-uniform N in [1e8, 1e16] for the overshoot claim
+        num_overshoot=100 if q else 300,  # log-uniform N in [1e8, 1e16]: overshoot, N^k fit
+        num_algorithm_a=50 if q else 300,  # log-uniform N in [92459, algorithm_a_hi]: A exact
+        algorithm_a_hi=1e10 if q else 1e12,  # Algorithm A is an O(sqrt N) Python scan
     )
     c.iters = dict(
         ratio_points=(1e6, 2e13),  # bound-based iterations / N^{1/4} checked near these N

@@ -38,10 +38,14 @@ def get_config(arg=None):
     # alphas for the bytes/token curve
     c.bpt_alphas = (0.1, 0.5, 2.0) if quick else (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
     c.timing_repeats = 2 if quick else 5  # timed repeats per mode (after one warm-up call)
+    c.v1_ks = (3, 4, 5)  # v1 on K equal-score candidates: the 1/2, ..., 1/2^(K-1) law (9768)
+    c.limit_alphas = (1.0, 10.0, 100.0, 1000.0)  # (1/alpha) log Z -> Viterbi score V
+    c.two_sample_draws = 5_000 if quick else 20_000  # per library and line, vs SentencePiece FFBS
     c.tolerance = ml_collections.ConfigDict()
     c.tolerance.log_z_abs = 1e-6  # |log Z - 9811's toy value| on the toy
     c.tolerance.p_exact = 1e-3  # exact samplers: chi-square p-value must exceed this
     c.tolerance.p_biased = 1e-10  # v1 / 4e92759: chi-square p-value must be below this
     c.tolerance.freq_sigmas = 4.0  # |freq - p| <= this many binomial standard errors
+    c.tolerance.limit_abs = 1e-5  # float32 rounding of (1/alpha) log Z on the toy strings
     c.tolerance.parity_lines = 1.0  # fraction of test lines with ids equal to SentencePiece
     return c

@@ -334,3 +334,22 @@ def test_cli(capsys):
 def test_cli_usage_errors(argv):
     with pytest.raises(UsageError):
         cli(argv)
+
+
+def test_random_checks_algorithm_a_above_threshold_and_iteration_counts():
+    import ml_collections
+
+    from jaxlab import sharding
+    from jaxlab.ab_plus_c import exact, survey
+
+    cfg = ml_collections.ConfigDict(
+        dict(num_bruteforce=3, lo=1e6, hi=1e8, num_int64=4, large_exponents=(16,),
+             large_per_exponent=1, num_overshoot=5, num_algorithm_a=6, algorithm_a_hi=1e8)
+    )  # fmt: skip
+    r = survey.random_checks(cfg, sharding.data_mesh(1), key=jax.random.key(3))
+    assert r["algorithm_a_ok"] and r["num_algorithm_a"] == 6
+    assert len(r["overshoot_n"]) == len(r["overshoot_iterations"]) == 5
+    for n, k in zip(r["overshoot_n"], r["overshoot_iterations"], strict=True):
+        assert 1e8 <= n <= 1e16 and k == exact.min_abc(n, return_stats=True).iterations
+    # The check can fail: below the threshold the open interval misses known N (e.g. 2890).
+    assert exact.algorithm_a(2890, "open").s != exact.min_abc(2890).s

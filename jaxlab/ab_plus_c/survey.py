@@ -242,13 +242,20 @@ def log_uniform(num: int, lo: float, hi: float, *, key: jax.Array) -> list[int]:
     return [int(10**e) for e in u.tolist()]
 
 
+ALGORITHM_A_EXACT_FROM = 92_459  # Su: Algorithm A's open interval is provably exact from here
+
+
 def random_checks(cfg, mesh: jax.sharding.Mesh, *, key: jax.Array) -> dict:
     """Random N against brute force and int64 JAX against Python (``cfg`` = config.random).
 
     Returns dict(bruteforce_ok, num_bruteforce, jax_ok, num_int64, max_lane_iterations,
-    large=[LargeN, ...], overshoot_max over ``cfg.num_overshoot`` log-uniform N in [1e8, 1e16]).
+    large=[LargeN, ...], overshoot_max over ``cfg.num_overshoot`` log-uniform N in [1e8, 1e16],
+    overshoot_n and overshoot_iterations (those N and min_abc's integer-rule iteration counts),
+    algorithm_a_ok / num_algorithm_a: the published open-interval Algorithm A equals min_abc on
+    ``cfg.num_algorithm_a`` log-uniform N in [92,459, ``cfg.algorithm_a_hi``], the range where
+    Su proves it exact).
     """
-    k_brute, k_int64, k_large, k_over = jax.random.split(key, 4)
+    k_brute, k_int64, k_large, k_over, k_a = jax.random.split(key, 5)
     rand_n = log_uniform(cfg.num_bruteforce, cfg.lo, cfg.hi, key=k_brute)
     brute_ok = all(
         exact.min_abc(n).s == exact.min_abc_bruteforce(n).s == exact.algorithm_b(n).s
@@ -267,8 +274,18 @@ def random_checks(cfg, mesh: jax.sharding.Mesh, *, key: jax.Array) -> dict:
     large = [
         large_n(random_decimal(cfg.large_exponents[i // per], key=k)) for i, k in enumerate(keys)
     ]
-    over = max(overshoot(n) for n in log_uniform(cfg.num_overshoot, 1e8, 1e16, key=k_over))
+    over_n = log_uniform(cfg.num_overshoot, 1e8, 1e16, key=k_over)
+    over = max(overshoot(n) for n in over_n)
+    a_n = log_uniform(
+        cfg.num_algorithm_a, float(ALGORITHM_A_EXACT_FROM), cfg.algorithm_a_hi, key=k_a
+    )
+    a_n = [max(n, ALGORITHM_A_EXACT_FROM) for n in a_n]  # float rounding at the lower end
+    a_ok = all(exact.algorithm_a(n, "open").s == exact.min_abc(n).s for n in a_n)
     return dict(
+        algorithm_a_ok=a_ok,
+        num_algorithm_a=len(a_n),
+        overshoot_n=over_n,
+        overshoot_iterations=[exact.min_abc(n, return_stats=True).iterations for n in over_n],
         bruteforce_ok=brute_ok,
         num_bruteforce=len(rand_n),
         jax_ok=jax_ok,
