@@ -55,7 +55,7 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _gib(n: float) -> str:
+def _gib(n: int | float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
