@@ -2,6 +2,7 @@
 
   jaxlab run configs/deer_convergence.py:quick --workdir runs/deer_convergence-quick  # ~1 min
   jaxlab run configs/deer_convergence.py --workdir runs/deer_convergence              # ~10 min
+  jaxlab run configs/deer_convergence.py:gpu --workdir runs/deer_convergence-gpu      # 1 H100
 
 Quick: the four (n, T, scale) cells of Su's table (kexue.fm/archives/9783) with 20 random
 tanh-RNNs each, float64, tolerance 1e-10, modes newton/quasi/picard (Su's constant-A mode only at
@@ -14,6 +15,14 @@ the sweep counts; the post's counts lie within the range over 20 draws; Newton n
 sweeps (median) where scale <= 1; quasi and Picard need more than Newton on every draw; every
 mode is exact (error <= 1e-10, float64); gradients equal BPTT. The draws of one cell form a
 vmapped population split over ``num_devices`` data-parallel devices (full: all devices).
+
+GPU (:gpu, part of ``jaxlab reproduce --gpu``; budget share 20 s): the full config (every mode
+in every cell, associative linear solves) with 64 draws per cell instead of 20, so the post's
+counts are checked against a wider range of draws. Estimate the budget rests on (not
+measured): the vmapped draws of a cell run as one program, so 64 draws cost about what 20 do;
+Su's constant-A mode at scale >= 1 needs ~T = 2000 sweeps of a length-2000 associative scan
+(~50 us each on an H100, float64) = ~0.1 s per cell; the rest is ~10-15 s of compilation (one
+program per cell and mode). Replace with the measured wall time in REPORT.md.
 """
 
 import ml_collections
@@ -29,14 +38,14 @@ CHOICES = {
 
 
 def get_config(arg=None):
-    opts = config_args.parse_arg(arg, quick=False, seed=0)
-    q = opts.quick
+    opts = config_args.parse_arg(arg, quick=False, gpu=False, seed=0)
+    q, g = opts.quick, opts.gpu
     c = ml_collections.ConfigDict()
     c.experiment = "deer_convergence"  # key into jaxlab.experiments.RUNNERS
     c.seed = opts.seed  # seeds the random RNN weights and inputs
     c.survey = dict(  # jaxlab.deer.population.SurveyConfig
         cells=((4, 2000, 0.5), (4, 2000, 1.0), (8, 2000, 1.5), (16, 1000, 1.0)),  # (n, T, scale)
-        num_seeds=20,  # random tanh-RNNs per cell (W ~ N(0, scale^2 / n))
+        num_seeds=64 if g else 20,  # random tanh-RNNs per cell (W ~ N(0, scale^2 / n))
         modes=("newton", "quasi", "picard", "su")  # solver modes compared
         if q
         else ("newton", "quasi", "picard", "su", "damped", "quasi_damped"),

@@ -327,7 +327,7 @@ def _claim_folder(workdir: pathlib.Path) -> bool:
 
 
 def reproduce(mode: str, only: list[str] | None, out: str | pathlib.Path) -> int:
-    """Runs every registered experiment (``:quick`` or full) and writes ``out/REPORT.md``.
+    """Runs every registered experiment (``:quick``, ``:gpu`` or full); writes ``out/REPORT.md``.
 
     Returns the exit code: 0 when every experiment ran (claims may still disagree), 1 otherwise.
     """
@@ -344,7 +344,7 @@ def reproduce(mode: str, only: list[str] | None, out: str | pathlib.Path) -> int
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {out} is not writable: {e.strerror or e}") from None
-    arg = ":quick" if mode == "quick" else ""
+    arg = {"quick": ":quick", "gpu": ":gpu"}.get(mode, "")  # gpu: jaxlab.gpu_tier
     configs = {name: load_config(f"{name}{arg}") for name in names}  # fail fast on bad configs
     sections, failed = [], []
     total_start = time.perf_counter()

@@ -2,7 +2,7 @@
 
   jaxlab list
   jaxlab run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
-  jaxlab reproduce [--quick|--full] [--only NAME,...] [--out DIR]
+  jaxlab reproduce [--quick|--full|--gpu] [--dry-run] [--only NAME,...] [--out DIR]
   jaxlab abc N [N ...]
   jaxlab tokenizer train|encode|sample ...
 
@@ -34,6 +34,12 @@ def _parser() -> ArgumentParser:
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick")
     mode.add_argument("--full", dest="mode", action="store_const", const="full")
+    mode.add_argument(
+        "--gpu", dest="mode", action="store_const", const="gpu", help="the :gpu configs"
+    )
+    rep.add_argument(
+        "--dry-run", action="store_true", help="with --gpu: compile every gpu config, run nothing"
+    )
     rep.add_argument("--only", help="comma-separated experiment names")
     rep.add_argument("--out", default="runs/reproduce", help="output directory for REPORT.md")
     rep.add_argument(
@@ -78,6 +84,12 @@ def _main(argv: list[str]) -> int:
             print(f"{report.verdict(c['agree']):>12s}  {c['name']}: measured {c['measured']}")
         return 0
     only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    if args.mode == "gpu" or args.dry_run:
+        if args.mode != "gpu":
+            raise UsageError("--dry-run: only with --gpu (jaxlab reproduce --gpu --dry-run)")
+        from jaxlab import gpu_tier
+
+        return gpu_tier.reproduce(only, args.out, dry=args.dry_run)
     return launch.reproduce(args.mode or "quick", only, args.out)
 
 

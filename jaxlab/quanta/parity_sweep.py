@@ -89,49 +89,7 @@ class WidthGroup:
         seed_keys, mesh,
     ):  # fmt: skip
         self.widths = tuple(widths)
-        widths_W = jnp.asarray(widths, jnp.int32)
-        max_width = max(widths)
-        logits = sp.task_logits(task.n_tasks, task.alpha_code)
-
-        def evaluate(params_W, test):  # widths one after another: bounds eval memory
-            return jax.lax.map(
-                lambda pw: parity_mlp.evaluate(pw[0], pw[1], test), (params_W, widths_W)
-            )
-
-        def setup(key):
-            k_sub, k_init, k_test, k_data, k_set = jax.random.split(key, 5)
-            subtasks = sp.make_subtasks(task.n_tasks, task.n, task.k, key=k_sub)
-            # Keyed by width, so a model does not depend on the grouping.
-            states = jax.vmap(
-                lambda w: parity_mlp.init_state(
-                    task, train, w, max_width, key=jax.random.fold_in(k_init, w)
-                )
-            )(widths_W)
-            test = sp.make_test_set(
-                subtasks, task, sweep.test_points, sweep.test_points_per_task, key=k_test
-            )
-            dataset = None
-            if train.data_size > 0:
-                dataset = sp.sample_batch(subtasks, logits, train.data_size, task.n, key=k_set)
-            return states, subtasks, test, dataset, k_data, evaluate(states.params, test)
-
-        chunk = functools.partial(
-            parity_mlp.train_widths, widths=self.widths, num_steps=sweep.log_every, task=task,
-            config=train,
-        )  # fmt: skip
-
-        def run_chunk(states, subtasks, dataset, key, start):
-            return chunk(states, subtasks, logits, start, dataset=dataset, key=key)
-
-        seeds = sharding.batch_sharding(mesh)  # leading (seed) axis over data
-        self.chunk = jax.jit(
-            jax.vmap(run_chunk, in_axes=(0, 0, 0, 0, None)),
-            in_shardings=(seeds, seeds, seeds, seeds, sharding.replicated(mesh)),
-            out_shardings=seeds,
-            donate_argnums=0,
-        )
-        self.eval = jax.jit(jax.vmap(evaluate), in_shardings=seeds, out_shardings=seeds)
-        setup = jax.jit(jax.vmap(setup), in_shardings=seeds, out_shardings=seeds)
+        setup, self.chunk, self.eval = group_programs(sweep, task, train, widths, mesh)
         out = setup(sharding.shard_population(seed_keys, mesh, what="number of seeds (padded)"))
         self.states, self.subtasks, self.test, self.dataset, self.key, self.m0 = out
 
@@ -142,6 +100,61 @@ class WidthGroup:
 
     def evaluate(self) -> dict:
         return self.eval(self.states.params, self.test)
+
+
+def group_programs(
+    sweep: WidthSweep, task: sp.TaskConfig, train: parity_mlp.TrainConfig, widths, mesh
+):  # fmt: skip
+    """The jitted ``(setup, chunk, eval)`` of one width group (seeds vmapped, split over data).
+
+    ``setup(seed_keys)`` -> (states, subtasks, test, dataset, data keys, initial metrics);
+    ``chunk(states, subtasks, dataset, keys, start)`` trains ``sweep.log_every`` steps (donates
+    ``states``); ``eval(params, test)`` -> per-seed test metrics. Built apart from
+    :class:`WidthGroup` so they can be lowered on abstract inputs (``jaxlab.gpu_tier``).
+    """
+    widths = tuple(widths)
+    widths_W = jnp.asarray(widths, jnp.int32)
+    max_width = max(widths)
+    logits = sp.task_logits(task.n_tasks, task.alpha_code)
+
+    def evaluate(params_W, test):  # widths one after another: bounds eval memory
+        return jax.lax.map(lambda pw: parity_mlp.evaluate(pw[0], pw[1], test), (params_W, widths_W))
+
+    def setup(key):
+        k_sub, k_init, k_test, k_data, k_set = jax.random.split(key, 5)
+        subtasks = sp.make_subtasks(task.n_tasks, task.n, task.k, key=k_sub)
+        # Keyed by width, so a model does not depend on the grouping.
+        states = jax.vmap(
+            lambda w: parity_mlp.init_state(
+                task, train, w, max_width, key=jax.random.fold_in(k_init, w)
+            )
+        )(widths_W)
+        test = sp.make_test_set(
+            subtasks, task, sweep.test_points, sweep.test_points_per_task, key=k_test
+        )
+        dataset = None
+        if train.data_size > 0:
+            dataset = sp.sample_batch(subtasks, logits, train.data_size, task.n, key=k_set)
+        return states, subtasks, test, dataset, k_data, evaluate(states.params, test)
+
+    chunk = functools.partial(
+        parity_mlp.train_widths, widths=widths, num_steps=sweep.log_every, task=task,
+        config=train,
+    )  # fmt: skip
+
+    def run_chunk(states, subtasks, dataset, key, start):
+        return chunk(states, subtasks, logits, start, dataset=dataset, key=key)
+
+    seeds = sharding.batch_sharding(mesh)  # leading (seed) axis over data
+    chunk_jit = jax.jit(
+        jax.vmap(run_chunk, in_axes=(0, 0, 0, 0, None)),
+        in_shardings=(seeds, seeds, seeds, seeds, sharding.replicated(mesh)),
+        out_shardings=seeds,
+        donate_argnums=0,
+    )
+    eval_jit = jax.jit(jax.vmap(evaluate), in_shardings=seeds, out_shardings=seeds)
+    setup_jit = jax.jit(jax.vmap(setup), in_shardings=seeds, out_shardings=seeds)
+    return setup_jit, chunk_jit, eval_jit
 
 
 def make_groups(

@@ -1,0 +1,132 @@
+"""The GPU tier on CPU: every gpu config compiles at full shape (dry run), report and archive.
+
+The dry run is parametrised by experiment so ``pytest -n 2`` spreads the compiles over both
+workers; it is the CI check that a shape or sharding error of a gpu config fails here, not in
+the one 10-minute GPU call.
+"""
+
+import io
+import json
+import pathlib
+import tarfile
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxlab import gpu_tier
+from jaxlab.experiments import RUNNERS
+from jaxlab.experiments import programs as programs_mod
+from jaxlab.main import main
+
+
+@pytest.mark.parametrize("name", list(RUNNERS))
+def test_dry_run_compiles_gpu_config(name):
+    out = io.StringIO()
+    code, results = gpu_tier.dry_run([name], out=out)
+    assert code == 0, out.getvalue()
+    entry = results[name]
+    assert entry["error"] is None
+    if name in programs_mod.PROGRAMS:
+        assert entry["programs"], f"{name}: the hook returned no programs"
+        for prog, r in entry["programs"].items():
+            assert r["bytes"] is not None and r["bytes"] > 0, (name, prog)
+            assert r["bytes"] <= gpu_tier.DEVICE_BYTES
+    assert f"[dry-run] {name}:gpu" in out.getvalue()
+
+
+def test_every_experiment_has_a_budget_and_they_sum_to_the_tier():
+    assert set(gpu_tier.BUDGET_S) == set(RUNNERS)
+    assert sum(gpu_tier.BUDGET_S.values()) <= gpu_tier.TOTAL_BUDGET_S
+
+
+def _broken(config, mesh):  # a matmul of mismatched shapes: fails at lowering
+    a, b = jax.ShapeDtypeStruct((3, 4), jnp.float32), jax.ShapeDtypeStruct((5, 6), jnp.float32)
+    return [programs_mod.Program("bad_matmul", jax.jit(jnp.matmul), (a, b))]
+
+
+def test_dry_run_fails_with_one_line_on_a_shape_error(monkeypatch, capsys):
+    monkeypatch.setitem(programs_mod.PROGRAMS, "quanta_theory", _broken)
+    code, results = gpu_tier.dry_run(["quanta_theory"], out=io.StringIO())
+    assert code == 1
+    assert results["quanta_theory"]["error"].startswith("TypeError")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["jaxlab: error: gpu dry run failed for quanta_theory"]
+
+
+def test_dry_run_fails_when_the_estimate_exceeds_the_device(monkeypatch):
+    def small(config, mesh):
+        x = jax.ShapeDtypeStruct((1024, 1024), jnp.float32)
+        return [programs_mod.Program("square", jax.jit(lambda a: a @ a), (x,))]
+
+    monkeypatch.setitem(programs_mod.PROGRAMS, "quanta_theory", small)
+    monkeypatch.setattr(gpu_tier, "DEVICE_BYTES", 2**20)  # 1 MiB: 4 MiB in, 4 MiB out
+    code, results = gpu_tier.dry_run(["quanta_theory"], out=io.StringIO())
+    assert code == 1
+    assert results["quanta_theory"]["error"].startswith("MemoryError")
+    assert results["quanta_theory"]["programs"]["square"]["bytes"] >= 8 * 2**20
+
+
+def test_cli_dry_run_needs_gpu_and_checks_only(capsys):
+    assert main(["reproduce", "--dry-run"]) == 2
+    assert "--dry-run: only with --gpu" in capsys.readouterr().err
+    assert main(["reproduce", "--gpu", "--dry-run", "--only", "nope"]) == 2
+    assert "unknown experiment(s) nope" in capsys.readouterr().err
+
+
+def _fake_run(out: pathlib.Path, name: str, wall: float, config: dict | None = None):
+    d = out / "gpu" / name
+    d.mkdir(parents=True)
+    (d / "results.json").write_text(json.dumps({"wall_time_s": wall}))
+    (d / "config.json").write_text(json.dumps({"config": config or {}}))
+    return d
+
+
+def test_gpu_section_wall_times_and_parity_rate(tmp_path):
+    _fake_run(tmp_path, "sparse_parity", 100.0, {"sweep": {"num_steps": 20_000}})
+    _fake_run(tmp_path, "deer_train", 55.0)
+    machine = dict(device_kind="NVIDIA H100 80GB HBM3", device_count=1, backend="gpu",
+                   jax="0.11.2", jaxlib="0.11.2")  # fmt: skip
+    text = gpu_tier.gpu_section(
+        tmp_path, ["sparse_parity", "deer_train", "lm_baseline"], machine, 300.0
+    )
+    assert "device kind NVIDIA H100 80GB HBM3 x1" in text and "jax 0.11.2" in text
+    assert "| sparse_parity | 100.0 | 120 | within |" in text
+    assert "| deer_train | 55.0 | 40 | over budget |" in text
+    assert "| lm_baseline | – | 40 | no results.json" in text
+    # 20 000 steps in 100 s: 200 steps/s, 0.1 of the paper's 200 000, which would take 1000 s.
+    assert "200.0 steps/s" in text and "0.100 of the paper's 200000 steps" in text
+    assert "~1000 s" in text
+
+
+def test_pack_brings_back_report_and_runs_without_checkpoints(tmp_path):
+    out = tmp_path / "rep"
+    d = _fake_run(out, "lm_baseline", 1.0)
+    (d / "ckpt").mkdir()
+    (d / "ckpt" / "big.bin").write_bytes(b"x" * 1000)
+    (d / ".lock").write_text("")
+    (out / "REPORT.md").write_text("# report\n")
+    archive = gpu_tier.pack(out, out / "jaxlab-gpu-abc.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "rep/REPORT.md" in names and "rep/gpu/lm_baseline/results.json" in names
+    assert not any("ckpt" in n or n.endswith(".lock") or n.endswith(".tar.gz") for n in names)
+
+
+def test_run_gpu_tier_appends_section_and_packs(tmp_path, monkeypatch):
+    def fake_reproduce(mode, only, out):
+        assert mode == "gpu"
+        _fake_run(pathlib.Path(out), "deer_train", 12.5)
+        (pathlib.Path(out) / "REPORT.md").write_text("# jaxlab reproduction report (gpu)\n")
+        return 0
+
+    monkeypatch.setattr("jaxlab.launch.reproduce", fake_reproduce)
+    monkeypatch.setenv("JAXLAB_COMMIT", "cafe123")
+    monkeypatch.setattr(gpu_tier, "commit_id", lambda: "cafe123")
+    assert gpu_tier.run_gpu_tier(["deer_train"], tmp_path) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "## GPU tier" in report and "commit cafe123" in report
+    assert "| deer_train | 12.5 | 40 | within |" in report
+    with tarfile.open(tmp_path / "jaxlab-gpu-cafe123.tar.gz") as tar:
+        member = tar.extractfile(f"{tmp_path.name}/REPORT.md").read().decode()
+    assert member == report
