@@ -9,8 +9,8 @@ or with ``--text manpages`` the translated man pages of ``/usr/share/man`` (20-o
 ``corpus.manpage_split``, 2 MiB of test text).
 Vocabulary: a SentencePiece unigram model of ``--vocab`` pieces trained with the spec's SP-ws
 arguments (identity normaliser, byte fallback, no whitespace removal; character coverage
-0.9995 on the man pages) on at most 4 MiB of the training part, cached under $JAXLAB_CACHE or
-/tmp/jaxlab_tok.
+0.9995 on the man pages) on at most 4 MiB (8k) or 16 MiB (other sizes: SentencePiece refuses
+32k pieces from 4 MiB) of the training part, cached under $JAXLAB_CACHE or /tmp/jaxlab_tok.
 
 Equal threads: ``--threads N`` pins the whole process to N CPUs before JAX starts, gives
 SentencePiece ``num_threads=N`` and jaxlab ``Tokenizer(threads=N)``. Every row reports wall
@@ -21,8 +21,8 @@ Rows: Viterbi (SentencePiece ``encode``) and exact sampling (SentencePiece
 ``enable_sampling=True, nbest_size=-1, alpha=0.1``; jaxlab FFBS ``alpha=0.1``); jaxlab on both
 DP paths: the host C DP (``Tokenizer()``, the default with the compiled extension) and the JAX DP
 (``Tokenizer(host_dp=False)``; lattice built by the compiled kernels). BytePiece (Su's one-pass
-sampler) is timed when ``bytepiece`` is importable, with its own model trained on the same
-training text (so its ids differ from the others'); otherwise the row says why not.
+sampler) is timed when ``bytepiece`` is importable, on the SentencePiece vocabulary converted
+to its format (:func:`bytepiece_runs`); otherwise the output says why not.
 Checks in the same run: Viterbi ids equal SentencePiece's on every line (both paths), and every
 sample decodes back to its line.
 """
@@ -40,7 +40,11 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import timing  # noqa: E402
 
-TRAIN_BYTES = 4 * 1024 * 1024
+TRAIN_BYTES = {8000: 4 << 20}  # training text per vocabulary size; default 16 MiB
+
+
+def train_bytes(vocab_size: int) -> int:
+    return TRAIN_BYTES.get(vocab_size, 16 << 20)
 
 
 def _texts():
@@ -55,12 +59,12 @@ def cache_dir() -> pathlib.Path:
     return root
 
 
-def training_text(text: str) -> pathlib.Path:
-    """The training part of ``text`` (cut to ``TRAIN_BYTES`` at a newline), written once."""
-    path = cache_dir() / f"train_{text}.txt"
+def training_text(text: str, size: int) -> pathlib.Path:
+    """The training part of ``text`` (cut to ``size`` bytes at a newline), written once."""
+    path = cache_dir() / f"train_{text}_{size >> 20}m.txt"
     if not path.exists():
         train, _ = _texts()[text]()
-        data = train.encode("utf-8")[:TRAIN_BYTES]
+        data = train.encode("utf-8")[:size]
         path.write_bytes(data[: data.rfind(b"\n") + 1])
     return path
 
@@ -69,33 +73,51 @@ def cached_model(vocab_size: int = 8000, text: str = "stdlib") -> pathlib.Path:
     """Trains (once) the SP-ws unigram model on the training part of ``text``."""
     from jaxlab.tokenizer import spm
 
-    name = f"sp_ws_{text}_{vocab_size}_4m"
+    size = train_bytes(vocab_size)
+    name = f"sp_ws_{text}_{vocab_size}_{size >> 20}m"
     path = cache_dir() / f"{name}.model"
     if not path.exists():
         print(f"training SentencePiece {vocab_size} on {text} (once) ...", flush=True)
         extra = {} if text == "stdlib" else {"character_coverage": 0.9995}
-        spm.train_sentencepiece(training_text(text), cache_dir() / name, vocab_size, **extra)
+        spm.train_sentencepiece(training_text(text, size), cache_dir() / name, vocab_size, **extra)
     return path
 
 
-def bytepiece_runs(text: str, vocab_size: int, lines: list[str]) -> dict:
-    """BytePiece's Viterbi and sampler on ``lines`` (empty dict, printed reason, if absent)."""
+def bytepiece_runs(model, lines: list[str]) -> dict:
+    """BytePiece's Viterbi and sampler on ``lines`` (empty dict, printed reason, if absent).
+
+    BytePiece gets the SentencePiece model's own vocabulary (its trainer is pure Python and
+    takes far longer than this benchmark): every NORMAL piece as UTF-8 bytes with ``▁`` as a
+    space and count exp(score), plus the 256 single bytes at the unknown score (min - 10)
+    so that every text has a segmentation. Its ids are BytePiece's own, so only the speed is
+    compared. BytePiece is single-threaded whatever ``--threads`` says.
+    """
     try:
         import bytepiece
     except ImportError as e:
         print(f"BytePiece: not importable ({e}); rows skipped")
         return {}
-    path = cache_dir() / f"bytepiece_{text}_{vocab_size}.model"
-    if not path.exists():
-        print("training BytePiece (once) ...", flush=True)
-        corpus = training_text(text).read_text().split("\n")
-        trainer = bytepiece.Trainer(order=6, max_vocab_size=vocab_size, min_count=8)
-        trainer.train(corpus, workers=1, batch_size=1000)
-        trainer.save(str(path))
-    bp = bytepiece.Tokenizer(str(path))
+    import base64
+    import math
+
+    from jaxlab.tokenizer.model import NORMAL
+
+    counts: dict[bytes, float] = {}
+    normal = [i for i, t in enumerate(model.types) if t == NORMAL]
+    low = math.exp(min(float(model.scores[i]) for i in normal) - 10.0)
+    for b in range(256):
+        counts[bytes([b])] = low
+    for i in normal:
+        counts[model.pieces[i].replace("\u2581", " ").encode("utf-8")] = math.exp(model.scores[i])
+    pieces = {
+        base64.b64encode(k).decode(): [j + 3, k.decode(errors="ignore"), v]
+        for j, (k, v) in enumerate(counts.items())
+    }
+    bp = bytepiece.Tokenizer(pieces, seed=0)
+    print(f"BytePiece {bytepiece.__file__}: {bp.vocab_size} pieces (the SentencePiece vocabulary)")
     return {
-        "BytePiece Viterbi": lambda: [bp.encode(s) for s in lines],
-        "BytePiece sampling alpha=0.1": lambda: [bp.encode(s, alpha=0.1) for s in lines],
+        "BytePiece Viterbi (1 thr, own ids)": lambda: [bp.encode(s) for s in lines],
+        "BytePiece sampling alpha=0.1 (1 thr)": lambda: [bp.encode(s, alpha=0.1) for s in lines],
     }
 
 
@@ -153,7 +175,7 @@ def main(argv=None) -> int:
             lines, alpha=0.1, key=key
         ),
     }
-    runs.update(bytepiece_runs(args.text, args.vocab, lines))
+    runs.update(bytepiece_runs(model, lines))
     results = {}
     for name, fn in runs.items():
         # Host outputs (lists of ids): nothing to block on.
@@ -173,9 +195,13 @@ def main(argv=None) -> int:
     ref = results[sp_vit]["out"]
     bad = {nm: sum(a != b for a, b in zip(results[nm]["out"], ref, strict=True))
            for nm in (jl_vit, jx_vit)}  # fmt: skip
-    round_trip = all(
-        tok.decode(results[nm]["out"]) == lines for nm, tok in ((jl_smp, host), (jx_smp, jax_dp))
-    ) and sp.decode(results[sp_smp]["out"]) == lines
+    round_trip = (
+        all(
+            tok.decode(results[nm]["out"]) == lines
+            for nm, tok in ((jl_smp, host), (jx_smp, jax_dp))
+        )
+        and sp.decode(results[sp_smp]["out"]) == lines
+    )
     rows = []
     for name, r in results.items():
         vit = "Viterbi" in name
