@@ -565,14 +565,16 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                 val[i + 1] = v - c;
             } else {
                 float m = -INFINITY;
+                int64_t finite = 0;
                 for (int64_t k = 0; k < ne; ++k) {
                     float sc = score_of(a, eids[k]);
                     float u = sc == -INFINITY ? -INFINITY : val[i - k] + alpha * sc;
                     cum[k] = u;
+                    finite += u != -INFINITY;
                     if (u > m) m = u;
                 }
-                if (m == -INFINITY) {
-                    v = m;
+                if (finite <= 1) {
+                    v = m; /* one edge: m + log(exp(0) + 0 + ...) is m exactly */
                 } else {
                     float total = 0.0f;
                     for (int64_t k = 0; k < ne; ++k) total += expf(cum[k] - m);
@@ -592,11 +594,19 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
             } else {
                 float z = val[e];
                 if (z == -INFINITY) { err = ERR_UNREACHABLE; goto done; }
-                float acc = 0.0f;
+                int64_t finite = 0, only = 0;
                 for (int64_t q = 0; q < ne; ++q) {
                     float sc = score_of(a, eids[q]);
-                    float u = sc == -INFINITY ? -INFINITY : val[i - q] + alpha * sc;
-                    acc += expf(u - z);
+                    cum[q] = sc == -INFINITY ? -INFINITY : val[i - q] + alpha * sc;
+                    if (cum[q] != -INFINITY) { ++finite; only = q; }
+                }
+                if (finite == 1) { /* cum = [0, .., 0, p, .., p] with p >= (1 - u) p > 0 */
+                    k = only;
+                    goto chosen;
+                }
+                float acc = 0.0f;
+                for (int64_t q = 0; q < ne; ++q) {
+                    acc += expf(cum[q] - z);
                     cum[q] = acc;
                 }
                 float r = uniform01(k0, k1, (uint32_t)(a->first_line + line), (uint32_t)i);
@@ -604,6 +614,7 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                 k = 0;
                 for (int64_t q = 0; q < ne; ++q) k += cum[q] < thr;
             }
+        chosen:
             if (k >= ne) { err = ERR_UNREACHABLE; goto done; }
             pid[n] = eids[k];
             plen[n++] = (uint16_t)(k + 1);
