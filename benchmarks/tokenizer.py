@@ -9,7 +9,7 @@ or with ``--text manpages`` the translated man pages of ``/usr/share/man`` (20-o
 ``corpus.manpage_split``, 2 MiB of test text).
 Vocabulary: a SentencePiece unigram model of ``--vocab`` pieces trained with the spec's SP-ws
 arguments (identity normaliser, byte fallback, no whitespace removal; character coverage
-0.9995 on the man pages) on at most 4 MiB (8k) or 16 MiB (other sizes: SentencePiece refuses
+0.9995 on the man pages) on at most 4 MiB (8k) or 48 MiB (other sizes: SentencePiece refuses
 32k pieces from 4 MiB) of the training part, cached under $JAXLAB_CACHE or /tmp/jaxlab_tok.
 
 Equal threads: ``--threads N`` pins the whole process to N CPUs before JAX starts, gives
@@ -40,11 +40,11 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import timing  # noqa: E402
 
-TRAIN_BYTES = {8000: 4 << 20}  # training text per vocabulary size; default 16 MiB
+TRAIN_BYTES = {8000: 4 << 20}  # training text per vocabulary size; default 48 MiB
 
 
 def train_bytes(vocab_size: int) -> int:
-    return TRAIN_BYTES.get(vocab_size, 16 << 20)
+    return TRAIN_BYTES.get(vocab_size, 48 << 20)
 
 
 def _texts():
