@@ -240,10 +240,14 @@ def sp_models(tmp_path_factory):
     return out, test
 
 
-@pytest.mark.parametrize("use_native", [True, False], ids=["native", "numpy"])
+@pytest.mark.parametrize(
+    ("use_native", "host_dp"), [(True, True), (True, False), (False, False)],
+    ids=["host-c", "native-jax", "numpy-jax"],
+)  # fmt: skip
 @pytest.mark.parametrize("name", ["bytes", "unk"])
-def test_sentencepiece_id_parity(sp_models, name, use_native):
-    """Both host paths (compiled kernels and NumPy) give SentencePiece's ids."""
+def test_sentencepiece_id_parity(sp_models, name, use_native, host_dp):
+    """Every path (the host C DP; the JAX DP after the compiled or the NumPy lattice) gives
+    SentencePiece's ids."""
     if use_native and not native.available():
         if os.environ.get("JAXLAB_REQUIRE_NATIVE") == "1":  # CI: the build must have happened
             pytest.fail("JAXLAB_REQUIRE_NATIVE=1 but the native extension is not built")
@@ -252,7 +256,8 @@ def test_sentencepiece_id_parity(sp_models, name, use_native):
     sp, path = models[name]
     extra = ["", "   ", "  two  spaces  ", "snow ☃ man ☃☃ end", "日本語 ünïcödé \t tab", "x"]
     lines = test + extra
-    tok = Tokenizer(spm.from_sentencepiece(path), use_native=use_native)
+    tok = Tokenizer(spm.from_sentencepiece(path), use_native=use_native, host_dp=host_dp)
+    assert tok.dp_path.startswith("host-c" if host_dp else "jax")
     got = tok.encode(lines)
     want = sp.encode(lines)
     bad = [i for i in range(len(lines)) if got[i] != want[i]]
@@ -268,7 +273,7 @@ def test_chunked_pipeline_changes_no_result(sp_models, key, monkeypatch):
     models, test = sp_models
     sp, path = models["bytes"]
     lines = test[:40] + ["", "snow ☃ man", "x"]
-    tok = Tokenizer(spm.from_sentencepiece(path))
+    tok = Tokenizer(spm.from_sentencepiece(path), host_dp=False)  # the chunked JAX pipeline
     whole = [tok.encode(lines), tok.encode(lines, alpha=0.1, key=key)]
     monkeypatch.setattr(encoder, "CHUNK_CHARS", 7)
     assert len(tok.chunks(lines)) > 10

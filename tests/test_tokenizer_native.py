@@ -528,6 +528,9 @@ def test_host_dp_samples_follow_the_exact_law(lib, key):
 def test_host_dp_selection_and_bad_arguments(lib):
     from jaxlab import sharding
 
+    from jaxlab.tokenizer.cli import version_line
+
+    assert version_line().endswith("DP: host-c (default; JAX with host_dp=False or a mesh)")
     model = from_pieces({"a": -1.0, "b": -2.0, "ab": -2.5})
     assert Tokenizer(model).dp_path == "host-c (dense transitions)"
     assert Tokenizer(model, host_dp=False).dp_path == "jax (dense transitions)"

@@ -565,14 +565,16 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                 val[i + 1] = v - c;
             } else {
                 float m = -INFINITY;
+                int64_t finite = 0;
                 for (int64_t k = 0; k < ne; ++k) {
                     float sc = score_of(a, eids[k]);
                     float u = sc == -INFINITY ? -INFINITY : val[i - k] + alpha * sc;
                     cum[k] = u;
+                    finite += u != -INFINITY;
                     if (u > m) m = u;
                 }
-                if (m == -INFINITY) {
-                    v = m;
+                if (finite <= 1) {
+                    v = m; /* one edge: m + log(exp(0) + 0 + ...) is m exactly */
                 } else {
                     float total = 0.0f;
                     for (int64_t k = 0; k < ne; ++k) total += expf(cum[k] - m);
@@ -592,11 +594,19 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
             } else {
                 float z = val[e];
                 if (z == -INFINITY) { err = ERR_UNREACHABLE; goto done; }
-                float acc = 0.0f;
+                int64_t finite = 0, only = 0;
                 for (int64_t q = 0; q < ne; ++q) {
                     float sc = score_of(a, eids[q]);
-                    float u = sc == -INFINITY ? -INFINITY : val[i - q] + alpha * sc;
-                    acc += expf(u - z);
+                    cum[q] = sc == -INFINITY ? -INFINITY : val[i - q] + alpha * sc;
+                    if (cum[q] != -INFINITY) { ++finite; only = q; }
+                }
+                if (finite == 1) { /* cum = [0, .., 0, p, .., p] with p >= (1 - u) p > 0 */
+                    k = only;
+                    goto chosen;
+                }
+                float acc = 0.0f;
+                for (int64_t q = 0; q < ne; ++q) {
+                    acc += expf(cum[q] - z);
                     cum[q] = acc;
                 }
                 float r = uniform01(k0, k1, (uint32_t)(a->first_line + line), (uint32_t)i);
@@ -604,6 +614,7 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                 k = 0;
                 for (int64_t q = 0; q < ne; ++q) k += cum[q] < thr;
             }
+        chosen:
             if (k >= ne) { err = ERR_UNREACHABLE; goto done; }
             pid[n] = eids[k];
             plen[n++] = (uint16_t)(k + 1);
@@ -643,17 +654,22 @@ done:
 
 /* ---- the Python module: the id lists ---------------------------------------------------
  *
- * id_lists(ids, counts, line_lo, line_hi): the Python lists [ids[o_l : o_l + counts[l]] for l
- * in [line_lo, line_hi)] with o_l the running sum of counts from line_lo, built directly (no
- * intermediate NumPy .tolist() and slicing). ids and counts are the addresses of int32 /
+ * id_lists(ids, counts, line_lo, line_hi, ints): the Python lists [ids[o_l : o_l + counts[l]]
+ * for l in [line_lo, line_hi)] with o_l the running sum of counts from line_lo, built directly
+ * (no intermediate NumPy .tolist() and slicing). ints is a tuple holding the int objects 0 ..
+ * len(ints) - 1 (one per piece id, made once per tokenizer): an id below len(ints) shares its
+ * object instead of allocating a new int (most ids exceed CPython's small-int cache). ids and counts are the addresses of int32 /
  * int64 buffers that native.py owns and has checked (the counts of the lines sum to at most
  * the length of ids).
  */
 static PyObject *id_lists(PyObject *self, PyObject *args) {
     unsigned long long ids_addr, counts_addr;
     Py_ssize_t lo, hi;
+    PyObject *ints;
     (void)self;
-    if (!PyArg_ParseTuple(args, "KKnn", &ids_addr, &counts_addr, &lo, &hi)) return NULL;
+    if (!PyArg_ParseTuple(args, "KKnnO!", &ids_addr, &counts_addr, &lo, &hi, &PyTuple_Type, &ints))
+        return NULL;
+    const Py_ssize_t n_ints = PyTuple_GET_SIZE(ints);
     const int32_t *ids = (const int32_t *)(uintptr_t)ids_addr;
     const int64_t *counts = (const int64_t *)(uintptr_t)counts_addr;
     if (lo < 0 || hi < lo) {
@@ -670,7 +686,14 @@ static PyObject *id_lists(PyObject *self, PyObject *args) {
             return NULL;
         }
         for (Py_ssize_t j = 0; j < n; ++j) {
-            PyObject *v = PyLong_FromLong((long)ids[j]);
+            int32_t id = ids[j];
+            PyObject *v;
+            if (id >= 0 && id < n_ints) {
+                v = PyTuple_GET_ITEM(ints, id);
+                Py_INCREF(v);
+            } else {
+                v = PyLong_FromLong((long)id);
+            }
             if (v == NULL) {
                 Py_DECREF(lst);
                 Py_DECREF(out);

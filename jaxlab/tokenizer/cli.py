@@ -1,6 +1,6 @@
 """``jaxlab tokenizer train|encode|sample``: unigram tokenization from files to files.
 
-  jaxlab tokenizer --version      the version and the active host path (native or numpy)
+  jaxlab tokenizer --version      the version, the host path (native or numpy) and DP path
   jaxlab tokenizer train  --input corpus.txt [more.txt ...] --vocab-size 8000 --output m.model
   jaxlab tokenizer encode --model m.model --input text.txt --output ids.txt [--pieces]
   jaxlab tokenizer sample --model m.model --input text.txt --output ids.txt --alpha 0.1
@@ -150,12 +150,18 @@ def _positive_int(text: str) -> int:
 
 
 def version_line() -> str:
-    """``jaxlab <version>, tokenizer host path: native (<library>)`` or ``numpy (<why>)``."""
+    """The version, the host path and the default DP path of ``Tokenizer``.
+
+    ``jaxlab <v>, tokenizer host path: native (<library>), DP: host-c (default; JAX with
+    host_dp=False)``, or ``numpy (<why>), DP: jax`` without the compiled kernels. The
+    transition table (dense / two-level) depends on the model: ``Tokenizer.dp_path``.
+    """
     import jaxlab
     from jaxlab.tokenizer import native
 
     path, detail = native.host_path()
-    return f"jaxlab {jaxlab.__version__}, tokenizer host path: {path} ({detail})"
+    dp = "host-c (default; JAX with host_dp=False or a mesh)" if path == "native" else "jax"
+    return f"jaxlab {jaxlab.__version__}, tokenizer host path: {path} ({detail}), DP: {dp}"
 
 
 def _parser() -> _Parser:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -525,6 +526,12 @@ def _forget_pool_in_child() -> None:
     _executor = _dp_executor = None
 
 
+@functools.lru_cache(maxsize=8)
+def _int_objects(n: int) -> tuple[int, ...]:
+    """The ints 0 .. n - 1, shared by every id list (one object per piece id)."""
+    return tuple(range(n))
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
@@ -644,16 +651,22 @@ def host_dp(
         done = [first] + [f.result() for f in futures]
     else:
         done = [part(*sp) for sp in spans]
-    make = _module().id_lists
+    make, ints = _module().id_lists, _int_objects(len(scores))
     out: list[list[int]] = []
     for (lo, hi), (start, k) in zip(spans, done, strict=True):
         if int(counts[lo:hi].sum()) != k or cap * start + k > len(ids):
             raise ValueError("native host_dp: inconsistent output counts")
-        out += make(ids.ctypes.data + 4 * cap * start, counts.ctypes.data, lo, hi)
+        out += make(ids.ctypes.data + 4 * cap * start, counts.ctypes.data, lo, hi, ints)
     return out
 
 
 _dp_executor = None
+
+
+@functools.lru_cache(maxsize=8)
+def _int_objects(n: int) -> tuple[int, ...]:
+    """The ints 0 .. n - 1, shared by every id list (one object per piece id)."""
+    return tuple(range(n))
 
 
 def _dp_pool(workers: int):
