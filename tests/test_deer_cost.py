@@ -7,6 +7,7 @@ the counted FLOPs by the power of 2 of the leading term, within ``NAMED["cost_ra
 """
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -76,3 +77,62 @@ def test_newton_sweep_flops_grow_like_n_cubed():
 def test_cost_reports_positive_finite_figures():
     c = cost.scan_cost("diag", 8, 2)
     assert np.isfinite(c["flops"]) and c["flops"] > 0 and c["bytes"] > 0
+
+
+def _dot_precisions(jaxpr):
+    """Every dot_general's precision in a jaxpr, sub-jaxprs (while/cond/scan bodies) included."""
+    out = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            out.append(eqn.params["precision"])
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            out += _dot_precisions(sub)
+    return out
+
+
+def test_scan_and_newton_products_run_at_highest_precision(monkeypatch):
+    """No product of the scans or of J_t y_{t-1} is left at the default precision (TF32 on a
+    GPU). The CPU broadcast combine (no dot) is switched off so that every combine is a dot."""
+    from jaxlab.deer import scan
+
+    monkeypatch.setattr(scan, "BROADCAST_DENSE", ())
+    n, t = 4, 16
+    a, b, y0 = jnp.zeros((t, n, n)), jnp.zeros((t, n)), jnp.zeros((n,))
+    high = jax.lax.Precision.HIGHEST
+    jaxpr = jax.make_jaxpr(lambda a, b: scan.linear_recurrence(a, b, y0))(a, b).jaxpr
+    precisions = _dot_precisions(jaxpr)
+    assert precisions and all(p == (high, high) for p in precisions), precisions
+
+    params = cells.init_tanh_rnn(n, n, key=jax.random.key(0))
+    xs = jnp.zeros((t, n))
+    # The cell's own W @ h is the user's code (and lax.scan's); jaxlab's products must be HIGHEST.
+    f = lambda y, x, p: jnp.tanh(jnp.dot(p.W, y, precision=high) + x)
+    solve = lambda xs: deer.deer(f, y0, xs, params, verify=False).value
+    precisions = _dot_precisions(jax.make_jaxpr(solve)(xs).jaxpr)
+    assert precisions and all(p == (high, high) for p in precisions), precisions
+
+
+def _round_tf32(x):
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    bits = (bits + jnp.uint32(0x1000)) & jnp.uint32(0xFFFFE000)
+    return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+def test_tf32_products_make_newton_run_to_the_sweep_cap(monkeypatch):
+    """Why HIGHEST: with the scan products' inputs rounded to TF32 (10 mantissa bits, what a GPU
+    does at the default precision) Newton's step never passes DEER's float32 tolerance and it
+    runs (nearly) to the T-sweep cap; at full precision it stops after a handful of sweeps."""
+    from jaxlab.deer import scan
+
+    n, t = 8, 128
+    params = cells.init_gru(n, n, key=jax.random.key(3))
+    xs = jax.random.normal(jax.random.key(4), (t, n), jnp.float32)
+    y0 = jnp.zeros((n,), jnp.float32)
+    sweeps = lambda: int(deer.deer(cells.gru, y0, xs, params, verify=False).iterations)
+    full = sweeps()
+    tf32 = lambda s, *ops: jnp.einsum(s, *map(_round_tf32, ops), precision="highest")
+    monkeypatch.setattr(scan, "einsum", tf32)
+    monkeypatch.setattr(scan, "BROADCAST_DENSE", ())
+    emulated = sweeps()
+    assert full <= 8, full
+    assert emulated >= t // 2, emulated
