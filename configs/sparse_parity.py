@@ -23,14 +23,16 @@ Spearman 0.92 over 22/50 emerged, loss 0.75 -> 0.09 bit, alpha_N 0.60 [0.43, 0.7
 Expect (full): alpha_N near the paper's fitted 0.378 (theory 0.4), alpha_S near 0.346 (theory
 0.286); reported, not checked. Not run here (needs a GPU).
 GPU (:gpu, part of ``jaxlab reproduce --gpu``; budget share 120 s of the ~8 min tier, see
-``jaxlab.gpu_tier.BUDGET_S``): the paper's task, batch and 30 widths for 12 000 steps (the paper
+``jaxlab.gpu_tier.BUDGET_S``): the paper's task, batch and 30 widths for 20 000 steps (the paper
 runs 200 000), a 200 000-point frequency test set. The step count comes from an ESTIMATED
-150 steps/s, to be replaced by the measured one (REPORT.md of ``reproduce --gpu`` prints the
-achieved steps/s and the ratio to the paper's 200 000 steps): three width groups padded to
-widths ~37, ~138 and 500 make 6 750 hidden units per step; forward + backward of the first
-layer on a 20 000 x 600 batch is ~6 * 20 000 * 600 * 6 750 = 4.9e11 FLOP, ~2.5 ms at ~200
-TFLOP/s (TF32), assumed ~6.5 ms with data generation and the small layers; 12 000 steps = ~80 s
-plus ~40 s for compilation and the 200 000-point evaluations. Not run here.
+250 steps/s, to be replaced by the measured one (REPORT.md of ``reproduce --gpu`` prints the
+achieved steps/s and the ratio to the paper's 200 000 steps). The estimate: the dry run's
+compiled cost (``jaxlab reproduce --gpu --dry-run``) is 4.4e10 FLOP per step over the three
+width groups (padded to 34, 130 and 500 hidden units; the control bits enter as a gather, so
+only the 100 data bits are a matmul), ~0.2 ms at ~200 TFLOP/s; the step is rather bound by
+memory traffic, ~2 GB of [20 000, width] activations per step, ~0.7 ms at ~3 TB/s, taken x5 for
+data generation, small layers and loop overhead: ~4 ms per step. 20 000 steps = ~80 s plus
+~40 s for compilation and the 200 000-point evaluations. Not run here.
 
 Data parallel: the vmapped seeds are split over ``num_devices`` devices (0 = all), padded to a
 multiple of the device count by repeating seeds whose results are dropped. The figures depend on
@@ -70,7 +72,7 @@ def get_config(arg=None):
         data_size=-1,  # -1: fresh samples every step (the N- and S-scaling runs)
     )
     c.sweep = dict(
-        num_steps=3_000 if q else 30_000 if m else 12_000 if g else 200_000,  # training steps
+        num_steps=3_000 if q else 30_000 if m else 20_000 if g else 200_000,  # training steps
         # Hidden widths; all widths of a group train in one program, padded to the group's widest.
         widths=(2, 4, 8, 16, 32) if q else _log_widths(2, 64, 7) if m else _log_widths(10, 500, 30),
         width_group_size=10 if paper else 0,  # widths per program (0: all); bounds eval padding

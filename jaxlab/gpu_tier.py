@@ -212,8 +212,8 @@ def gpu_section(out: pathlib.Path, names: list[str], machine: dict, total_s: flo
             f"{tp['steps_per_s']:.1f} steps/s (wall time of the whole experiment, compilation "
             f"and evaluations included: a lower bound on the training rate); "
             f"{tp['paper_ratio']:.3f} of the paper's {PAPER_PARITY_STEPS} steps, which would "
-            f"take ~{tp['paper_s']:.0f} s at this rate. Replace the estimated 150 steps/s in "
-            "configs/sparse_parity.py with this figure.",
+            f"take ~{tp['paper_s']:.0f} s at this rate. Replace the estimated 250 steps/s in "
+            "configs/sparse_parity.py (250, and its step count) with this figure.",
         ]
     return "\n".join(lines) + "\n"
 
