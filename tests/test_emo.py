@@ -231,7 +231,17 @@ def _unfused(h, w, labels, cost, bias, value):
 
 
 @pytest.mark.parametrize(
-    ("chunk", "value"), [(8, "exact"), (16, "reference_offset"), (37, "exact"), (64, "exact")]
+    ("chunk", "value"),
+    [
+        ({"vocab_chunk": 8}, "exact"),
+        ({"vocab_chunk": 16}, "reference_offset"),
+        ({"vocab_chunk": 37}, "exact"),
+        ({"vocab_chunk": 64}, "exact"),
+        ({"token_chunk": 4}, "exact"),  # 21 tokens: the last chunk is padded
+        ({"token_chunk": 8}, "reference_offset"),
+        ({"token_chunk": 64}, "exact"),
+        ({}, "exact"),  # default token chunk
+    ],
 )
 def test_fused_equals_unfused_values_and_gradients(key, chunk, value):
     h, w, labels, cost, bias = _head_problem(key)
@@ -245,9 +255,7 @@ def test_fused_equals_unfused_values_and_gradients(key, chunk, value):
         return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))(h, w, bias)
 
     fused = objective(
-        lambda h, w, b: emo.lm_head_losses(
-            h, w, labels, cost, bias=b, chunk_size=chunk, value=value
-        )
+        lambda h, w, b: emo.lm_head_losses(h, w, labels, cost, bias=b, value=value, **chunk)
     )
     plain = objective(lambda h, w, b: _unfused(h, w, labels, cost, b, value))
     (_, (m1, e1)), g1 = fused
@@ -307,7 +315,7 @@ def test_fused_hlo_has_no_tokens_by_vocab_array():
     args = (jnp.zeros((n, d)), jnp.zeros((v, d)), jnp.zeros((n,), jnp.int32), jnp.zeros((v, 4)))
 
     def f(h, w, labels, cost):
-        mle, val = emo.lm_head_losses(h, w, labels, cost, chunk_size=c)
+        mle, val = emo.lm_head_losses(h, w, labels, cost, vocab_chunk=c)
         return (mle + val).sum()
 
     hlo = jax.jit(jax.grad(f, argnums=(0, 1))).lower(*args).compile().as_text()
@@ -319,10 +327,10 @@ def test_fused_hlo_has_no_tokens_by_vocab_array():
 
 def test_bf16_hidden_states_and_head_give_finite_float32_losses(key):
     h, w, labels, cost, _ = _head_problem(key, n=16, d=16, v=50)
-    ref = emo.lm_head_loss(h, w, labels, cost, chunk_size=16)[0]
+    ref = emo.lm_head_loss(h, w, labels, cost, vocab_chunk=16)[0]
 
     def f(h, w):
-        return emo.lm_head_loss(h, w, labels, cost, chunk_size=16)[0]
+        return emo.lm_head_loss(h, w, labels, cost, vocab_chunk=16)[0]
 
     hb, wb = h.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
     val, (gh, gw) = jax.value_and_grad(f, argnums=(0, 1))(hb, wb)
@@ -354,8 +362,10 @@ def test_bad_arguments_raise_value_error():
         emo.emo_from_logits(jnp.zeros((3, 5)), jnp.zeros((3,), jnp.int32), e, value="nope")
     with pytest.raises(ValueError, match="mode"):
         emo.mix(jnp.ones(2), jnp.ones(2), mode="nope")
-    with pytest.raises(ValueError, match="chunk_size"):
-        emo.lm_head_losses(h, w, jnp.zeros((3,), jnp.int32), e, chunk_size=0)
+    with pytest.raises(ValueError, match="vocab_chunk"):
+        emo.lm_head_losses(h, w, jnp.zeros((3,), jnp.int32), e, vocab_chunk=0)
+    with pytest.raises(ValueError, match="token_chunk"):
+        emo.lm_head_loss(h, w, jnp.zeros((3,), jnp.int32), e, token_chunk=0)
     with pytest.raises(ValueError, match="preset"):
         emo.get_preset("nope")
     with pytest.raises(ValueError, match="fixed"):

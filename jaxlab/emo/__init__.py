@@ -17,7 +17,7 @@ References: S. Ren, Z. Wu, K. Q. Zhu, arXiv:2310.04691 (ICLR 2024), github.com/D
 Su Jianlin, https://kexue.fm/archives/9797.
 """
 
-from jaxlab.emo.fused import lm_head_loss, lm_head_losses
+from jaxlab.emo.fused import lm_head_cross_entropy, lm_head_loss, lm_head_losses
 from jaxlab.emo.loss import (
     PRESETS,
     Mixed,
@@ -50,6 +50,7 @@ __all__ = [
     "emo_soft_target",
     "entropy_from_logits",
     "get_preset",
+    "lm_head_cross_entropy",
     "lm_head_loss",
     "lm_head_losses",
     "masked_mean",

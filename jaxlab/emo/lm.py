@@ -7,7 +7,10 @@ TinyLM`) trains with EMO through ``jaxlab.train.LOSSES``:
 - ``"emo"``: the paper's recipe (fixed cost, exact value, ½(MLE + sg(MLE/EMO)·EMO)) on the fused
   chunked path, which reads the hidden states and the head matrix and never builds logits;
 - ``"emo_<preset>"`` for every preset of :data:`jaxlab.emo.PRESETS` (fused);
-- ``"emo_unfused"``: the paper's recipe from full logits (for comparison).
+- ``"emo_unfused"``: the paper's recipe from full logits (for comparison);
+- ``"cross_entropy_fused"``: CE alone on the same fused path (the fair CE baseline).
+
+:func:`make_fused_loss` builds the fused losses with a ``token_chunk`` (or ``vocab_chunk``) option.
 
 "Fixed" presets need :func:`attach_cost_embedding` first (a frozen copy of the pre-trained head,
 stored as a non-``Param`` variable, so optimizers and ``nnx.grad`` leave it alone); "adaptive"
@@ -68,8 +71,15 @@ def hidden_states(model: nnx.Module, tokens_BL) -> jnp.ndarray:
     return h_BLD.astype(jnp.float32)
 
 
-def make_fused_loss(preset_name: str, *, chunk_size: int = 8192):
-    """A trainer loss ``(model, inputs_BL, targets_BL) -> (loss, metrics)`` on the fused path."""
+def make_fused_loss(
+    preset_name: str, *, token_chunk: int | None = None, vocab_chunk: int | None = None
+):
+    """A trainer loss ``(model, inputs_BL, targets_BL) -> (loss, metrics)`` on the fused path.
+
+    ``token_chunk`` sets the tokens per chunk of the one-pass token-chunked path (default
+    :func:`jaxlab.emo.fused.default_token_chunk`); ``vocab_chunk`` selects the vocabulary-chunked
+    path instead (see :func:`jaxlab.emo.lm_head_loss`).
+    """
     preset = loss.get_preset(preset_name)
 
     def emo_fused(model, inputs_BL, targets_BL):
@@ -81,11 +91,29 @@ def make_fused_loss(preset_name: str, *, chunk_size: int = 8192):
             targets_BL.reshape(n),
             cost_for(model, preset),
             preset=preset,
-            chunk_size=chunk_size,
+            token_chunk=token_chunk,
+            vocab_chunk=vocab_chunk,
         )
 
     emo_fused.takes_inputs = True  # the trainer passes tokens, not logits
     return emo_fused
+
+
+def make_fused_cross_entropy(*, token_chunk: int | None = None):
+    """CE alone on the same one-pass token-chunked path (the fair baseline for EMO's cost)."""
+
+    def ce_fused(model, inputs_BL, targets_BL):
+        h_BLD = hidden_states(model, inputs_BL)
+        n = targets_BL.size
+        return fused.lm_head_cross_entropy(
+            h_BLD.reshape(n, -1),
+            model.head_embeddings(),
+            targets_BL.reshape(n),
+            token_chunk=token_chunk,
+        )
+
+    ce_fused.takes_inputs = True
+    return ce_fused
 
 
 def make_unfused_loss(preset_name: str):
@@ -102,6 +130,7 @@ LOSSES = {
     "emo": make_fused_loss("paper_emo"),
     **{f"emo_{name}": make_fused_loss(name) for name in loss.PRESETS},
     "emo_unfused": make_unfused_loss("paper_emo"),
+    "cross_entropy_fused": make_fused_cross_entropy(),
 }
 
 
