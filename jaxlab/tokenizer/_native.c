@@ -577,7 +577,8 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                     v = m; /* one edge: m + log(exp(0) + 0 + ...) is m exactly */
                 } else {
                     float total = 0.0f;
-                    for (int64_t k = 0; k < ne; ++k) total += expf(cum[k] - m);
+                    for (int64_t k = 0; k < ne; ++k) /* exp(-inf) adds 0: skipped */
+                        if (cum[k] != -INFINITY) total += expf(cum[k] - m);
                     v = m + logf(total);
                 }
                 val[i + 1] = v;
@@ -606,7 +607,7 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                 }
                 float acc = 0.0f;
                 for (int64_t q = 0; q < ne; ++q) {
-                    acc += expf(cum[q] - z);
+                    if (cum[q] != -INFINITY) acc += expf(cum[q] - z);
                     cum[q] = acc;
                 }
                 float r = uniform01(k0, k1, (uint32_t)(a->first_line + line), (uint32_t)i);
