@@ -6,7 +6,7 @@
 
 Text: held-out Python standard-library source (``jaxlab.tokenizer.corpus.stdlib_split``, 1 MiB),
 or with ``--text manpages`` the translated man pages of ``/usr/share/man`` (20-odd languages,
-``corpus.manpage_split``, 2 MiB of test text).
+``corpus.manpage_split``: 1.26 MB, 29,699 lines of test text here).
 Vocabulary: a SentencePiece unigram model of ``--vocab`` pieces trained with the spec's SP-ws
 arguments (identity normaliser, byte fallback, no whitespace removal; character coverage
 0.9995 on the man pages) on at most 4 MiB (8k) or 48 MiB (other sizes: SentencePiece refuses

@@ -419,8 +419,20 @@ def test_large_alphabet_stays_on_the_native_path(lib):
     # reported as such; both the host C DP and the JAX DP's layout read it.
     assert fast.tables.transitions == "two-level"
     assert fast.dp_path == "host-c (two-level transitions)"
-    assert 0 < len(fast.tables.rows) <= 1 << 22 and (fast.tables.row_of >= 0).sum() > 0
-    assert (fast.tables.row_of < 0).sum() > 0 and len(fast.tables.sp_sym) > 0
+    info = fast.tables.node_info
+    assert 0 < len(fast.tables.rows) <= 1 << 22 and (info[:, 1] < 0).sum() > 0  # dense rows
+    assert (info[:, 1] > 0).sum() > 0 and len(fast.tables.sp_pairs) > 0  # and sparse ones
+    bad = dataclasses.replace(fast.tables, node_info=info + np.array([0, 0, 1], np.int32))
+    with pytest.raises(ValueError, match="pieces differ"):
+        native.find_edges(
+            bad,
+            np.zeros(1, np.int32),
+            np.zeros(1, np.int32),
+            first_missing=0,
+            base=np.zeros(1, np.int64),
+            kstride=1,
+            out=np.zeros(1, np.int32),
+        )
     hashed = Tokenizer(model)
     hashed.tables = lattice.build_tables(model, two_level=False)
     assert hashed.tables.transitions == "hash" and hashed.dp_path.endswith("(hash transitions)")
@@ -527,7 +539,6 @@ def test_host_dp_samples_follow_the_exact_law(lib, key):
 
 def test_host_dp_selection_and_bad_arguments(lib):
     from jaxlab import sharding
-
     from jaxlab.tokenizer.cli import version_line
 
     assert version_line().endswith("DP: host-c (default; JAX with host_dp=False or a mesh)")

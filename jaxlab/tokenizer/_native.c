@@ -52,16 +52,17 @@
  *
  *  1. the dense table trans[node * a1 + symbol], when the whole table is small (<= 2^24
  *     entries: small alphabets);
- *  2. the two-level table (large alphabets): row_of[node] >= 0 selects a dense row
- *     rows[row_of[node] * a1 + symbol] (the busiest nodes, as many as fit in the same budget);
- *     every other node keeps its children as a sparse row, the symbols sp_sym[sp_ptr[node] ..
- *     sp_ptr[node + 1]) sorted ascending with their children in sp_child (binary search);
+ *  2. the two-level table (large alphabets): node_info[3 * node ..] = (first, count, piece);
+ *     count = -1 selects the dense row rows[first * a1 + symbol] (the busiest nodes, as many
+ *     as fit in the budget); else the node's children are the count (symbol, child) pairs at
+ *     sp_pairs[2 * first ..], sorted by symbol (binary search). The three numbers of a node
+ *     share a cache line, so a step of the walk touches two lines;
  *  3. the open-addressing hash table keyed by node * a1 + symbol (linear probing from the slot
  *     (key * golden) >> (64 - hash_bits), at most max_probe probes, an empty slot (key -1) ends
  *     the search): the NumPy path's table, kept for tests that force collisions.
  *
- * native.py checks the two-level arrays (monotone sp_ptr within sp_sym, rows within rows) once,
- * so the lookups below only index inside them.
+ * native.py checks the two-level arrays (dense rows inside rows, sparse runs inside sp_pairs)
+ * once per table, so the lookups below only index inside them.
  */
 typedef struct {
     const int32_t *child1;   /* [a1] node of each one-symbol suffix */
@@ -69,11 +70,9 @@ typedef struct {
     const int64_t *keys;     /* [1 << hash_bits] */
     const int32_t *values;   /* [1 << hash_bits] */
     const int32_t *piece_of; /* [num_nodes] piece id ending at the node, or -1 */
-    const int32_t *row_of;   /* [num_nodes] dense row of the node or -1; NULL: no two-level */
-    const int32_t *rows;     /* [num_rows * a1] */
-    const int32_t *sp_ptr;   /* [num_nodes + 1] */
-    const int32_t *sp_sym;   /* [sp_ptr[num_nodes]] */
-    const int32_t *sp_child; /* [sp_ptr[num_nodes]] */
+    const int32_t *node_info; /* [num_nodes * 3] or NULL (no two-level table) */
+    const int32_t *rows;      /* [num_rows * a1] */
+    const int32_t *sp_pairs;  /* [num_pairs * 2] */
     int64_t a1, num_nodes, hash_bits, max_probe;
     int64_t max_len;       /* longest piece, in symbols */
     int64_t first_missing; /* written at k = 0 for a symbol that is no single-symbol piece */
@@ -162,16 +161,18 @@ const char *jaxlab_source_hash(void) { return JAXLAB_SOURCE_HASH; }
 static inline int64_t child(const jaxlab_trie *t, int64_t node, int32_t symbol) {
     int64_t key = node * t->a1 + symbol;
     if (t->trans != NULL) return t->trans[key];
-    if (t->row_of != NULL) {
-        int32_t r = t->row_of[node];
-        if (r >= 0) return t->rows[(int64_t)r * t->a1 + symbol];
-        int32_t lo = t->sp_ptr[node], hi = t->sp_ptr[node + 1];
+    if (t->node_info != NULL) {
+        const int32_t *info = t->node_info + 3 * node;
+        int32_t count = info[1];
+        if (count < 0) return t->rows[(int64_t)info[0] * t->a1 + symbol];
+        const int32_t *pairs = t->sp_pairs + 2 * (int64_t)info[0];
+        int32_t lo = 0, hi = count;
         while (hi - lo > 8) { /* binary search down to a short run, then a linear scan */
             int32_t mid = lo + (hi - lo) / 2;
-            if (t->sp_sym[mid] <= symbol) lo = mid; else hi = mid;
+            if (pairs[2 * mid] <= symbol) lo = mid; else hi = mid;
         }
         for (; lo < hi; ++lo)
-            if (t->sp_sym[lo] == symbol) return t->sp_child[lo];
+            if (pairs[2 * lo] == symbol) return pairs[2 * lo + 1];
         return 0;
     }
     uint64_t mask = ((uint64_t)1 << t->hash_bits) - 1;
@@ -463,7 +464,7 @@ static inline int64_t edges_at(const jaxlab_trie *t, const int32_t *sym, int64_t
         node = child(t, node, sym[i - k]);
         if (node == 0) break;
         if (node < 0 || node >= t->num_nodes) return ERR_NODE;
-        ids[n++] = t->piece_of[node];
+        ids[n++] = t->node_info != NULL ? t->node_info[3 * node + 2] : t->piece_of[node];
     }
     return n;
 }
@@ -577,7 +578,8 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                     v = m; /* one edge: m + log(exp(0) + 0 + ...) is m exactly */
                 } else {
                     float total = 0.0f;
-                    for (int64_t k = 0; k < ne; ++k) total += expf(cum[k] - m);
+                    for (int64_t k = 0; k < ne; ++k) /* exp(-inf) adds 0: skipped */
+                        if (cum[k] != -INFINITY) total += expf(cum[k] - m);
                     v = m + logf(total);
                 }
                 val[i + 1] = v;
@@ -606,7 +608,7 @@ int64_t jaxlab_host_dp(const jaxlab_trie *t, const jaxlab_dp_args *a, const jaxl
                 }
                 float acc = 0.0f;
                 for (int64_t q = 0; q < ne; ++q) {
-                    acc += expf(cum[q] - z);
+                    if (cum[q] != -INFINITY) acc += expf(cum[q] - z);
                     cum[q] = acc;
                 }
                 float r = uniform01(k0, k1, (uint32_t)(a->first_line + line), (uint32_t)i);

@@ -8,9 +8,12 @@ and maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte 
 
 Host work (layout, lattice search, reading ids back) runs in the small compiled kernels of
 :mod:`jaxlab.tokenizer.native` when ``pip install`` built them, else in vectorised NumPy; the
-results are identical. Large inputs are split into chunks of about ``CHUNK_CHARS`` characters
-and pipelined: the DP of one chunk runs (asynchronous dispatch) while the host lays out the next
-chunk and reads back the previous one.
+results are identical. With the kernels and no device mesh, Viterbi and the ``ffbs`` sampler
+skip the layout and the JAX DP altogether: ``native.host_dp`` runs the whole DP per line in C
+(same float32 recursion, same ids; ``Tokenizer(host_dp=False)`` keeps the JAX DP, and
+:attr:`Tokenizer.dp_path` says which one runs). On the JAX DP, large inputs are split into
+chunks of about ``CHUNK_CHARS`` characters and pipelined: the DP of one chunk runs
+(asynchronous dispatch) while the host lays out the next chunk and reads back the previous one.
 
 ``alpha=None`` (the default) is Viterbi; a finite ``alpha >= 0`` samples from P(w)^alpha / Z
 (``alpha = 0``: uniform over segmentations). BytePiece's ``alpha < 0`` sentinel for Viterbi is
@@ -381,7 +384,8 @@ class Tokenizer:
             biased); ignored for Viterbi.
           key: PRNG key (required when sampling); line i draws from (key, i) only.
           add_bos, add_eos: Add the model's control ids.
-          row_len: Override the row length of the layout (results do not depend on it).
+          row_len: Override the row length of the JAX DP's layout (results do not depend on
+            it; the host C DP has no layout and ignores it).
         """
         texts = _lines(texts)
         if alpha is not None:

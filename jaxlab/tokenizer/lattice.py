@@ -45,18 +45,14 @@ class LatticeTables:
       piece_of: int32 ``[num_nodes]`` piece id whose reversed spelling ends at the node, or -1.
       trans: Optional dense transition table ``[num_nodes * (A + 1)]`` (child node, 0 = none),
         used instead of the hash table when it is small (direct indexing: exact, one gather).
-      row_of, rows, sp_ptr, sp_sym, sp_child: Optional two-level transition table for large
-        alphabets (built when ``trans`` is not), used by the compiled kernels: ``row_of[node]``
-        >= 0 selects a dense row ``rows[row_of[node] * (A + 1) + symbol]`` (the nodes with the
-        most children, as many rows as fit in the dense budget); every other node's children
-        are the sorted symbols ``sp_sym[sp_ptr[node]:sp_ptr[node + 1]]`` with the nodes
-        ``sp_child`` (binary search). Exact, like the others; memory about
-        ``budget + 8 x transitions`` bytes.
-      alphabet_size: A.
-      max_len: M, the longest piece in symbols.
-      edge_scores: float32 ``[V + 2]``: score per id for the DP; ``NONE = V`` scores -inf,
-        ``PAD = V + 1`` scores 0 (padding cells), the unknown id scores min - 10, user-defined
-        symbols :func:`user_defined_score`, other non-NORMAL ids -inf.
+      node_info, rows, sp_pairs: Optional two-level transition table for large alphabets
+        (built when ``trans`` is not), used by the compiled kernels. ``node_info`` is int32
+        ``[num_nodes, 3]``: (first, count, piece) per node, packed so that one cache line
+        serves a step of the walk. ``count = -1``: the node has the dense row ``first``,
+        ``rows[first * (A + 1) + symbol]`` (the nodes with the most children, as many as fit
+        in the budget); else its children are the ``count`` (symbol, child) pairs
+        ``sp_pairs[first : first + count]`` (int32 ``[E, 2]``, sorted by symbol; binary
+        search). ``piece`` repeats ``piece_of``. Exact, like the others.
     """
 
     char_lut: np.ndarray
@@ -69,18 +65,16 @@ class LatticeTables:
     alphabet_size: int
     max_len: int
     edge_scores: np.ndarray
-    row_of: np.ndarray | None = None
+    node_info: np.ndarray | None = None
     rows: np.ndarray | None = None
-    sp_ptr: np.ndarray | None = None
-    sp_sym: np.ndarray | None = None
-    sp_child: np.ndarray | None = None
+    sp_pairs: np.ndarray | None = None
 
     @property
     def transitions(self) -> str:
         """Which transition table the compiled walk uses: ``dense``, ``two-level`` or ``hash``."""
         if self.trans is not None:
             return "dense"
-        return "two-level" if self.row_of is not None else "hash"
+        return "two-level" if self.node_info is not None else "hash"
 
     @property
     def width(self) -> int:
@@ -114,28 +108,35 @@ def user_defined_score(model: UnigramModel, piece: str) -> np.float32:
     return np.float32(float(np.float32(len(piece)) * top) - 0.1)
 
 
-def _two_level(children: dict, num_nodes: int, a1: int, budget: int, min_degree: int = 8):
-    """``(row_of, rows, sp_ptr, sp_sym, sp_child)`` of :class:`LatticeTables` (see there).
+def _two_level(
+    children: dict, piece_of: np.ndarray, a1: int, budget: int, min_degree: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(node_info, rows, sp_pairs)`` of :class:`LatticeTables` (see there).
 
     Nodes with at least ``min_degree`` children get dense rows, most children first, while
     ``rows`` stays within ``budget`` entries; the other nodes keep sparse sorted rows.
     """
+    num_nodes = len(piece_of)
     parent = np.fromiter((p for p, _ in children), np.int64, len(children))
     symbol = np.fromiter((c for _, c in children), np.int64, len(children))
     child = np.fromiter(children.values(), np.int64, len(children))
     degree = np.bincount(parent, minlength=num_nodes)
     busy = np.argsort(-degree, kind="stable")[: max(0, budget // a1)]
     busy = busy[degree[busy] >= min_degree]
-    row_of = np.full(num_nodes, -1, np.int32)
-    row_of[busy] = np.arange(len(busy), dtype=np.int32)
+    row_of = np.full(num_nodes, -1, np.int64)
+    row_of[busy] = np.arange(len(busy))
     rows = np.zeros(len(busy) * a1, np.int32)
     dense = row_of[parent] >= 0
-    rows[row_of[parent[dense]].astype(np.int64) * a1 + symbol[dense]] = child[dense]
+    rows[row_of[parent[dense]] * a1 + symbol[dense]] = child[dense]
     order = np.lexsort((symbol, parent))
     order = order[~dense[order]]
-    sp_ptr = np.zeros(num_nodes + 1, np.int32)
-    np.cumsum(np.bincount(parent[order], minlength=num_nodes), out=sp_ptr[1:])
-    return row_of, rows, sp_ptr, symbol[order].astype(np.int32), child[order].astype(np.int32)
+    count = np.bincount(parent[order], minlength=num_nodes)
+    info = np.empty((num_nodes, 3), np.int32)
+    info[:, 0] = np.where(row_of >= 0, row_of, np.cumsum(count) - count)
+    info[:, 1] = np.where(row_of >= 0, -1, count)
+    info[:, 2] = piece_of
+    pairs = np.stack([symbol[order], child[order]], axis=1).astype(np.int32)
+    return info, rows, pairs
 
 
 def build_tables(
@@ -199,10 +200,10 @@ def build_tables(
         trans = np.zeros(len(piece_of) * a1, np.int32)
         for (parent, c), v in children.items():
             trans[parent * a1 + c] = v
-    two = (None,) * 5
+    two = (None,) * 3
     if trans is None and two_level:
         deep_rows = {k: v for k, v in children.items() if k[0] != 0}  # root: child1
-        two = _two_level(deep_rows, len(piece_of), a1, min(dense_limit, 1 << 22))
+        two = _two_level(deep_rows, np.array(piece_of, np.int32), a1, min(dense_limit, 1 << 22))
     scores = np.full(model.vocab_size + 2, -np.inf, np.float32)
     scores[normal] = model.scores[normal]
     for i in np.flatnonzero(model.types == USER_DEFINED):
@@ -221,11 +222,9 @@ def build_tables(
         alphabet_size=len(alphabet),
         max_len=max((len(model.pieces[i]) for i in normal), default=1),
         edge_scores=scores,
-        row_of=two[0],
+        node_info=two[0],
         rows=two[1],
-        sp_ptr=two[2],
-        sp_sym=two[3],
-        sp_child=two[4],
+        sp_pairs=two[2],
     )
 
 

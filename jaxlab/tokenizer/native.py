@@ -82,7 +82,7 @@ class Trie(ctypes.Structure):
     """``jaxlab_trie`` in ``_native.c``: a model's reversed-piece trie (``LatticeTables``)."""
 
     _fields_ = _fields(
-        "child1 trans keys values piece_of row_of rows sp_ptr sp_sym sp_child",
+        "child1 trans keys values piece_of node_info rows sp_pairs",
         "a1 num_nodes hash_bits max_probe max_len first_missing none_id pad_id",
     )
 
@@ -268,7 +268,7 @@ def _trie(tables, first_missing: int, keep: list) -> Trie:
         raise ValueError("empty tables: need len(child1) >= 1 and the root node in piece_of")
     if tables.max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {tables.max_len}")
-    two = _two_level(tables, len(piece_of), a1) if trans is None else (None,) * 5
+    two = _two_level(tables, len(piece_of), a1) if trans is None else (None,) * 3
     keep += [child1, piece_of, keys, values, trans, *two]
     return Trie(
         child1=_ptr(child1),
@@ -276,11 +276,9 @@ def _trie(tables, first_missing: int, keep: list) -> Trie:
         keys=_ptr(keys),
         values=_ptr(values),
         piece_of=_ptr(piece_of),
-        row_of=_ptr(two[0]),
+        node_info=_ptr(two[0]),
         rows=_ptr(two[1]),
-        sp_ptr=_ptr(two[2]),
-        sp_sym=_ptr(two[3]),
-        sp_child=_ptr(two[4]),
+        sp_pairs=_ptr(two[2]),
         a1=a1,
         num_nodes=len(piece_of),
         hash_bits=bits,
@@ -293,19 +291,40 @@ def _trie(tables, first_missing: int, keep: list) -> Trie:
 
 
 def _two_level(tables, num_nodes: int, a1: int) -> tuple:
-    """The two-level transition arrays of ``tables``, checked (or five Nones if it has none)."""
-    if getattr(tables, "row_of", None) is None:
-        return (None,) * 5
-    row_of = _vector(tables.row_of, np.int32, "row_of", num_nodes)
+    """The two-level transition arrays of ``tables``, checked (or three Nones if it has none).
+
+    The checks (every dense row inside ``rows``, every sparse run inside ``sp_pairs``, the
+    pieces equal to ``piece_of``) run once per table object: the arrays are read-only after
+    :func:`lattice.build_tables`.
+    """
+    if getattr(tables, "node_info", None) is None:
+        return (None,) * 3
+    key = id(tables)
+    hit = _checked.get(key)
+    if hit is not None and hit[0] is tables:
+        return hit[1]
+    info = np.ascontiguousarray(tables.node_info, np.int32)
     rows = _vector(tables.rows, np.int32, "rows")
-    ptr = _vector(tables.sp_ptr, np.int32, "sp_ptr", num_nodes + 1)
-    sym = _vector(tables.sp_sym, np.int32, "sp_sym")
-    kid = _vector(tables.sp_child, np.int32, "sp_child", len(sym))
-    if len(rows) % a1 or (row_of.size and int(row_of.max()) >= len(rows) // a1):
-        raise ValueError("row_of must index whole rows of `rows` (len(rows) = rows * a1)")
-    if ptr[0] != 0 or ptr[-1] != len(sym) or (np.diff(ptr) < 0).any():
-        raise ValueError("sp_ptr must rise from 0 to len(sp_sym)")
-    return row_of, rows, ptr, sym, kid
+    pairs = np.ascontiguousarray(tables.sp_pairs, np.int32)
+    if info.shape != (num_nodes, 3) or pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ValueError("node_info must be [num_nodes, 3] and sp_pairs [E, 2]")
+    if len(rows) % a1:
+        raise ValueError("rows must hold whole rows of len(child1) entries")
+    first, count = info[:, 0].astype(np.int64), info[:, 1].astype(np.int64)
+    dense = count < 0
+    if (dense & ((count != -1) | (first < 0) | (first >= len(rows) // a1))).any():
+        raise ValueError("node_info: a dense row outside `rows`")
+    if (~dense & ((first < 0) | (first + count > len(pairs)))).any():
+        raise ValueError("node_info: a sparse run outside `sp_pairs`")
+    if not np.array_equal(info[:, 2], np.asarray(tables.piece_of)):
+        raise ValueError("node_info: pieces differ from piece_of")
+    out = (info, rows, pairs)
+    _checked.clear()  # one table at a time is the common case; keep the cache small
+    _checked[key] = (tables, out)
+    return out
+
+
+_checked: dict = {}
 
 
 def _check_ids_fit(dtype, tables, first_missing: int) -> None:
