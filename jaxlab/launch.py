@@ -229,6 +229,10 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict):
         started = (workdir / "ckpt").exists() or bool(metrics.read_metrics(workdir))
         if not finished and not started:  # a run that failed before training owns nothing
             return None
+        if not finished and (workdir / FAILED).is_file():  # e.g. stopped by the NaN guard
+            kept = _set_aside(workdir)
+            print(f"jaxlab: note: moved the failed run in {workdir} to {kept}", file=sys.stderr)
+            return None
         state = "finished" if finished else "unfinished"
         shown = ", ".join(differs[:5]) + (" ..." if len(differs) > 5 else "")
         raise UsageError(
@@ -246,6 +250,27 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict):
             ) from None
         return results
     return None
+
+
+# Written by a run that stopped on an error (not an interrupt: that one resumes with its config).
+FAILED = "failed.json"
+RUN_FILES = ("config.json", "metrics.jsonl", "ckpt", FAILED)
+
+
+def _set_aside(workdir: pathlib.Path) -> pathlib.Path:
+    """Moves a failed run's files (:data:`RUN_FILES`) into ``workdir/failed-run-N``; returns it.
+
+    A failed run does not own its workdir (issue 17 §3.6), but nothing it wrote is deleted.
+    """
+    n = 1
+    while (workdir / f"failed-run-{n}").exists():
+        n += 1
+    kept = workdir / f"failed-run-{n}"
+    kept.mkdir()
+    for name in RUN_FILES:
+        if (workdir / name).exists():
+            (workdir / name).replace(kept / name)
+    return kept
 
 
 @contextlib.contextmanager
@@ -298,8 +323,15 @@ def _run_locked(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dic
     info = {"config": resolved, "machine": metrics.machine_info()}
     info["started"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     (workdir / "config.json").write_text(json.dumps(info, indent=2))
+    (workdir / FAILED).unlink(missing_ok=True)  # this config's run takes over (or resumes)
     start = time.perf_counter()
-    results = _runners()[config.experiment](config, workdir)
+    try:
+        results = _runners()[config.experiment](config, workdir)
+    except Exception as e:  # not KeyboardInterrupt: an interrupted run resumes as it is
+        with contextlib.suppress(OSError):  # a full disk may refuse this too
+            error = f"{type(e).__name__}: {e}".splitlines()[0]
+            (workdir / FAILED).write_text(json.dumps({"error": error}))
+        raise
     results = metrics.to_jsonable(dict(results))
     results["wall_time_s"] = time.perf_counter() - start
     # The config's known disagreements travel with the results, so REPORT.md shows each reason.

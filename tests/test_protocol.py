@@ -177,26 +177,19 @@ def assert_identical(result, workdir: pathlib.Path, reference) -> None:
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize(
-    "kills",
-    [
-        # after step 5's line, before checkpoint 6; then inside checkpoint 8's commit rename
-        [("metrics", 5), ("rename", 3)],
-        # right after the line of step 4 (a checkpoint step: the line goes first)
-        [("metrics", 4)],
-    ],
-    ids=["line-then-commit", "line-before-its-checkpoint"],
-)
-def test_kill_9_then_resume_is_bit_identical(text, reference, tmp_path, kills):
+def test_kill_9_then_resume_is_bit_identical(text, reference, tmp_path):
+    """Two kills in a row, then a resume: right after the line of step 4 (a checkpoint step:
+    its line goes first, so checkpoint 4 does not exist yet), then, resumed from 2, inside
+    the commit of checkpoint 6 (orbax renames twice per save: its state, then the step)."""
     workdir = tmp_path / "run"
-    for kill in kills:
+    for kill, committed in [(("metrics", 4), [2]), (("rename", 3), [2, 4])]:
         child = _spawn({"text": str(text), "workdir": str(workdir), "kill": list(kill)})
         out, err = child.communicate(timeout=240)
         assert child.returncode == -signal.SIGKILL, err
+        assert _steps(workdir) == committed
+    assert (workdir / "ckpt" / "6.orbax-checkpoint-tmp").is_dir()  # the half-written one
     result = _fit(text, workdir)
-    if kills == [("metrics", 4)]:  # line 4 was on disk, checkpoint 4 was not yet
-        assert result.resumed_from == 2
-    assert result.resumed_from in range(2, STEPS, 2)
+    assert result.resumed_from == 4
     assert_identical(result, workdir, reference)
 
 
@@ -333,3 +326,122 @@ def test_nan_gradient_norm_with_finite_loss_is_caught(text, tmp_path, monkeypatc
     last = metrics.read_metrics(tmp_path)[-1]
     assert last["first_nonfinite_step"] == 1 and last["step"] == 2  # the guard at checkpoint 2
     assert not (tmp_path / "ckpt").exists() or _steps(tmp_path) == []
+
+
+def _cli(text: pathlib.Path, workdir: pathlib.Path, *extra: str) -> list[str]:
+    """``jaxlab run`` of a tiny lm_baseline: 6 steps, a line every step, checkpoints every 2."""
+    sizes = dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32, train_len=16)
+    return [
+        "run", "lm_baseline:quick", "--workdir", str(workdir),
+        f"--config.data.files=('{text}',)",
+        *(f"--config.model.{k}={v}" for k, v in sizes.items()),
+        "--config.train.seq_len=16", "--config.train.batch_size=4", "--config.train.num_steps=6",
+        "--config.train.warmup_steps=2", "--config.train.log_every=1",
+        "--config.train.eval_every=0", "--config.train.eval_windows=4",
+        "--config.train.checkpoint_every=2",
+        "--config.final_eval_windows=8", *extra,
+    ]  # fmt: skip
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[")]
+    assert len(lines) == 1, err  # progress lines ("[lm_baseline] 4/6 steps ...") aside
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli_reference(text, tmp_path_factory):
+    """The figures of an uninterrupted `jaxlab run` of :func:`_cli`."""
+    from jaxlab.main import main
+
+    workdir = tmp_path_factory.mktemp("cli") / "whole"
+    assert main(_cli(text, workdir)) == 0
+    return workdir, json.loads((workdir / "results.json").read_text())["figures"]
+
+
+def test_cli_sigint_at_a_random_time_then_resume_is_bit_identical(text, cli_reference, tmp_path):
+    from jaxlab.main import main
+
+    workdir = tmp_path / "cut"
+    child = _spawn({"cli": _cli(text, workdir)})
+    deadline = time.monotonic() + 240
+    while not (workdir / "ckpt" / "2").is_dir() and child.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    delay = np.random.default_rng().uniform(0.0, 0.2)
+    time.sleep(delay)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    codes = out.splitlines()[-1].split()
+    assert codes == ["codes", "130"], f"finished before SIGINT ({delay:.3f} s): {err}"
+    assert _one_error_line(err).startswith("jaxlab: interrupted")
+    assert not (workdir / "results.json").exists()
+    assert main(_cli(text, workdir)) == 0
+    figures = json.loads((workdir / "results.json").read_text())["figures"]
+    assert figures["resumed_from_step"] in (2, 4, 6)
+    whole = cli_reference[1]
+    assert {k: v for k, v in figures.items() if k != "resumed_from_step"} == {
+        k: v for k, v in whole.items() if k != "resumed_from_step"
+    }
+    assert metrics.read_metrics(workdir) == metrics.read_metrics(cli_reference[0])
+
+
+def test_cli_disk_full_during_a_checkpoint_is_one_line_then_resumes(text, tmp_path):
+    """Issue 17 §3.7: a full disk in a checkpoint write is one line, no orbax thread left
+    waiting (the child exits), and the same command completes once there is space."""
+    workdir = tmp_path / "full"
+    child = _spawn({"cli": _cli(text, workdir), "fsize": 16_384})
+    out, err = child.communicate(timeout=240)
+    assert child.returncode == 0, err
+    assert out.splitlines()[-1].split() == ["codes", "2", "0"], err
+    before, _, _ = err.partition("--- space freed")
+    line = _one_error_line(before)
+    assert line.startswith("jaxlab: error: cannot write the checkpoint of step 2"), line
+    assert "File too large" in line and "rerun the same command" in line
+    assert (workdir / "results.json").is_file()
+
+
+def test_cli_checkpoint_path_that_is_a_file_is_one_line(text, tmp_path, capsys):
+    from jaxlab.main import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ckpt").write_text("a file where the checkpoints go")
+    assert main(_cli(text, tmp_path / "run")) == 2
+    assert "is not a directory" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_cli_checkpoint_of_another_config_is_refused(text, cli_reference, tmp_path, capsys):
+    """Issue 17 §3.2: config.json gone, ckpt/ kept: a run with another learning rate must not
+    resume the old checkpoints and report them as its own result."""
+    from jaxlab.main import main
+
+    workdir = tmp_path / "run"
+    shutil.copytree(cli_reference[0], workdir)
+    (workdir / "config.json").unlink()
+    (workdir / "results.json").unlink()
+    capsys.readouterr()
+    assert main(_cli(text, workdir, "--config.train.learning_rate=0.005")) == 2
+    assert "holds checkpoints of another config" in _one_error_line(capsys.readouterr().err)
+    assert not (workdir / "results.json").exists()
+
+
+def test_cli_nan_guard_then_the_corrected_command_runs(text, cli_reference, tmp_path, capsys):
+    """Issue 17 §3.6-3.8: a diverging run stops on one line (exit 1, no results.json, no
+    checkpoint after the bad step); the corrected command then runs in the same workdir and
+    the failed run's files are kept aside, not deleted."""
+    from jaxlab.main import main
+
+    workdir = tmp_path / "run"
+    assert main(_cli(text, workdir, "--config.train.learning_rate=1e38")) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "non-finite loss or gradient norm at step" in line
+    bad = int(line.split("at step ")[1].split()[0])
+    assert all(step < bad for step in _steps(workdir))
+    assert not (workdir / "results.json").exists()
+    assert main(_cli(text, workdir)) == 0
+    assert "moved the failed run" in capsys.readouterr().err
+    assert (workdir / "failed-run-1" / "metrics.jsonl").is_file()
+    figures = json.loads((workdir / "results.json").read_text())["figures"]
+    assert figures == cli_reference[1]
