@@ -300,6 +300,44 @@ def mad_learned(config: ml_collections.ConfigDict, mesh) -> list[Program]:
     return progs
 
 
+def quanta_theory(config: ml_collections.ConfigDict, mesh) -> list[Program]:
+    """The sharded grid simulation (``quanta.simulate_grid_sharded``), recorded from the runner's
+    ``_simulate``: its arguments are built by the runner (small: γ, N and D grids); the
+    recorder pads γ as the library does, compiles ``simulate_grid`` with the γ axis over
+    ``data``, and hands zeros of the output shapes back. The data-law and fit programs that
+    follow (over a few γ) run on the host's zeros and are not compiled here.
+    """
+    from jaxlab import quanta
+    from jaxlab.experiments import quanta_theory as qt
+    from jaxlab.quanta import grid
+
+    progs: list[Program] = []
+    original = quanta.simulate_grid_sharded
+
+    def record(mesh_, gammas, num_params, data_GD, taus, a, b, *, key, **static):
+        data_GD = jnp.broadcast_to(data_GD, (len(gammas), np.shape(data_GD)[-1]))
+        (gammas, data_GD), unpad = sharding.pad_population(
+            (gammas, data_GD), mesh_, what="number of γ"
+        )
+        fn = jax.jit(
+            lambda g, n, d, t, k: grid.simulate_grid(g, n, d, t, a, b, key=k, **static),
+            out_shardings=sharding.batch_sharding(mesh_),
+        )
+        args = (gammas, num_params, data_GD, taus, key)
+        x64 = functools.partial(jax.enable_x64, config.dtype == "float64")
+        progs.append(Program(f"simulate_grid ({len(gammas)} γ)", fn, args, x64))
+        out = jax.eval_shape(fn, *args)
+        return unpad(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out))
+
+    quanta.simulate_grid_sharded = record
+    try:
+        with jax.enable_x64(config.dtype == "float64"):
+            qt._simulate(config, mesh)
+    finally:
+        quanta.simulate_grid_sharded = original
+    return progs
+
+
 PROGRAMS: dict[str, Callable[[ml_collections.ConfigDict, Any], list[Program]]] = {
     "attention_extrapolation": attention_extrapolation,
     "deer_convergence": deer_convergence,
@@ -308,6 +346,7 @@ PROGRAMS: dict[str, Callable[[ml_collections.ConfigDict, Any], list[Program]]] =
     "lm_baseline": lm_baseline,
     "mad_gaussian": mad_gaussian,
     "mad_learned": mad_learned,
+    "quanta_theory": quanta_theory,
     "rope_extrapolation": rope_extrapolation,
     "sparse_parity": sparse_parity,
 }
