@@ -338,7 +338,30 @@ def quanta_theory(config: ml_collections.ConfigDict, mesh) -> list[Program]:
     return progs
 
 
+def ab_plus_c(config: ml_collections.ConfigDict, mesh) -> list[Program]:
+    """``survey.min_abc_population``'s program (``jit(vmap(min_abc_jax))``, int64, N over
+    ``data``) at the exhaustive sweep's size (n_max + 1) and the timing batch. The rest of the
+    experiment is exact Python integer arithmetic, not compiled.
+    """
+    from jaxlab.ab_plus_c import vectorized
+
+    spec = sharding.batch_sharding(mesh)
+    progs = []
+    for what, n in (("exhaustive", config.sweep.n_max + 1), ("timing", config.timing.jax_batch)):
+        m = sharding.pad_to_multiple(n, mesh)
+        fn = jax.jit(jax.vmap(vectorized.min_abc_jax), out_shardings=spec)
+        with jax.enable_x64(True):
+            args = (jax.ShapeDtypeStruct((m,), jnp.int64, sharding=spec),)
+        progs.append(
+            Program(
+                f"min_abc_jax {what} ({m} N)", fn, args, functools.partial(jax.enable_x64, True)
+            )
+        )
+    return progs
+
+
 PROGRAMS: dict[str, Callable[[ml_collections.ConfigDict, Any], list[Program]]] = {
+    "ab_plus_c": ab_plus_c,
     "attention_extrapolation": attention_extrapolation,
     "deer_convergence": deer_convergence,
     "deer_train": deer_train,
