@@ -67,7 +67,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   nvidia-smi 2>&1 || echo "nvidia-smi: not available"
   "$PY" -c 'import jax, jaxlib; print("jax", jax.__version__, "jaxlib", jaxlib.__version__, jax.devices())' 2>&1
   "$PY" - <<'EOF' 2>&1
-import importlib
+import importlib.util
 need = ["ml_collections", "flax", "optax", "chex", "orbax.checkpoint", "jaxtyping", "scipy",
         "matplotlib", "sentencepiece", "absl"]
 missing = [n for n in need if importlib.util.find_spec(n) is None]
@@ -99,7 +99,7 @@ if [ "$QUICK" = 1 ]; then
   DEER_GRAD=(--lengths 100 --hiddens 1,2 --repeats 1)
   DEER_BIG=(--lengths 100 --hiddens 4 --repeats 1)
   SCAN=(--quick) ROPE=(--quick) ABC=(--quick --num 8000)
-  T_FWD=60 T_GRAD=40 T_SCAN=60 T_ROPE=60 T_QUANTA=60 T_ABC=40 T_BIG=40
+  T_FWD=90 T_GRAD=90 T_SCAN=90 T_ROPE=90 T_QUANTA=90 T_ABC=90 T_BIG=90  # CPU: not timed
 else
   # Longest T first: the headline rows (T=1e5) are printed before a timeout could cut the run.
   DEER_FWD=(--lengths 100000,10000,1000 --hiddens 1,4,16 --repeats 3)

@@ -19,11 +19,19 @@ from jaxlab.experiments import RUNNERS
 from jaxlab.experiments import programs as programs_mod
 from jaxlab.main import main
 
+# The bfloat16 gpu configs add a float32 attention output to the bfloat16 residual stream
+# (jaxlab/models.py, Block.__call__): strict promotion refuses it; under the standard promotion
+# that `jaxlab reproduce --gpu` runs with, the residual stream silently becomes float32.
+BF16_IMPLICIT_PROMOTION = ("lm_baseline", "rope_extrapolation")
+
 
 @pytest.mark.parametrize("name", list(RUNNERS))
 def test_dry_run_compiles_gpu_config(name):
     out = io.StringIO()
-    code, results = gpu_tier.dry_run([name], out=out)
+    # The CLI's dtype promotion (standard), not the test suite's strict one: this checks what
+    # the GPU run will compile. The strict failure is kept below as an expected failure.
+    with jax.numpy_dtype_promotion("standard"):
+        code, results = gpu_tier.dry_run([name], out=out)
     assert code == 0, out.getvalue()
     entry = results[name]
     assert entry["error"] is None
@@ -33,6 +41,16 @@ def test_dry_run_compiles_gpu_config(name):
             assert r["bytes"] is not None and r["bytes"] > 0, (name, prog)
             assert r["bytes"] <= gpu_tier.DEVICE_BYTES
     assert f"[dry-run] {name}:gpu" in out.getvalue()
+
+
+@pytest.mark.xfail(strict=True, reason="models.py: bf16 residual + f32 attention output")
+@pytest.mark.parametrize("name", BF16_IMPLICIT_PROMOTION)
+def test_bf16_gpu_configs_lower_under_strict_promotion(name):
+    from jaxlab import launch, sharding
+
+    config = launch.load_config(f"{name}:gpu")
+    train_step = programs_mod.PROGRAMS[name](config, sharding.data_mesh())[0]
+    train_step.fn.lower(*train_step.args)  # lowering only: the promotion error is raised here
 
 
 def test_every_experiment_has_a_budget_and_they_sum_to_the_tier():

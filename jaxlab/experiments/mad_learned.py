@@ -23,6 +23,19 @@ POST = "kexue.fm/archives/9687"
 METRICS = ("precision", "recall", "modes")
 
 
+def _sharded_chains(fn, mesh, *arrays):
+    """``jit(vmap(fn))`` over the chain axis, padded to the mesh and sharded over it (unpadded).
+
+    The one jitted program of this experiment (``jaxlab.experiments.programs`` records it here).
+    """
+    n = arrays[0].shape[0]
+    m = sharding.pad_to_multiple(n, mesh)
+    padded = [jnp.concatenate([a, a[: m - n]]) if m > n else a for a in arrays]
+    placed = [sharding.shard_population(a, mesh) for a in padded]
+    out = jax.jit(jax.vmap(fn), out_shardings=sharding.batch_sharding(mesh))(*placed)
+    return jax.tree.map(lambda x: np.asarray(x)[:n], out)
+
+
 def _run_model(stream, model, sec, truth, reference, config, mesh, key):
     """Every (kind, λ, seed) chain of one model: dict metric -> array (kind, λ, seed, t, ...)."""
     ev = config.eval
@@ -36,15 +49,10 @@ def _run_model(stream, model, sec, truth, reference, config, mesh, key):
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(key, stream), s))(
         jnp.asarray(seed_i)
     )
-    n = len(kind_i)
-    m = sharding.pad_to_multiple(n, mesh)
-    args = [jnp.concatenate([a, a[: m - n]]) for a in (keys, jnp.asarray(kind_i), lams)]
     run = lambda k, kind, lam: mad.run_loop(model, cfg, kind, lam, real, metric, key=k)
-    out = jax.jit(jax.vmap(run), out_shardings=sharding.batch_sharding(mesh))(
-        *[sharding.shard_population(a, mesh) for a in args]
-    )
+    out = _sharded_chains(run, mesh, keys, jnp.asarray(kind_i), lams)
     shape = (len(mad.KINDS), len(sec.lams), sec.seeds)
-    return {k: np.asarray(v)[:n].reshape(shape + v.shape[1:]) for k, v in out.items()}
+    return {k: np.asarray(v).reshape(shape + v.shape[1:]) for k, v in out.items()}
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 
@@ -233,12 +234,142 @@ def deer_convergence(config: ml_collections.ConfigDict, mesh) -> list[Program]:
     return progs
 
 
+@contextlib.contextmanager
+def _recording(module, attr: str, mesh, programs: list, label: str):
+    """Swaps ``module.attr(fn, mesh, *arrays)`` (a runner's ``jit(vmap(fn))`` over padded,
+    sharded chains) for a recorder: it records the program at its padded, sharded shapes and
+    returns zeros of the unpadded output shapes, so the runner's own code builds every program
+    and nothing of size runs. Only small set-up arrays (keys, indices) are made concretely.
+    """
+    original = getattr(module, attr)
+
+    def record(fn, mesh_, *arrays):
+        n = arrays[0].shape[0]
+        m = sharding.pad_to_multiple(n, mesh_)
+        spec = sharding.batch_sharding(mesh_)
+        args = tuple(
+            jax.ShapeDtypeStruct((m, *a.shape[1:]), a.dtype, sharding=spec) for a in arrays
+        )
+        jitted = jax.jit(jax.vmap(fn), out_shardings=spec)
+        context = functools.partial(jax.enable_x64, jax.config.jax_enable_x64)
+        programs.append(
+            Program(f"{label} #{len(programs) + 1} ({m} chains)", jitted, args, context)
+        )
+        out = jax.eval_shape(jitted, *args)
+        return jax.tree.map(lambda s: np.zeros((n, *s.shape[1:]), s.dtype), out)
+
+    setattr(module, attr, record)
+    try:
+        yield
+    finally:
+        setattr(module, attr, original)
+
+
+def mad_gaussian(config: ml_collections.ConfigDict, mesh) -> list[Program]:
+    """Every chain program of the runner (exact law, biased laws, sample chains, fresh loops),
+    recorded from the runner's own ``_law`` and ``_fresh`` (see :func:`_recording`)."""
+    from jaxlab.experiments import mad_gaussian as mg
+
+    progs: list[Program] = []
+    key = jax.random.key(config.seed)
+    with jax.enable_x64(config.dtype == "float64"):
+        with _recording(mg, "_sharded_chains", mesh, progs, "chains"):
+            mg._law(config, mesh, key)
+            mg._fresh(config, mesh, key)
+    return progs
+
+
+def mad_learned(config: ml_collections.ConfigDict, mesh) -> list[Program]:
+    """The chain programs of both models (EM mixture, RealNVP flow), recorded from the runner."""
+    from jaxlab import mad
+    from jaxlab.experiments import mad_learned as ml
+    from jaxlab.mad import flow
+
+    progs: list[Program] = []
+    key = jax.random.key(config.seed)
+    truth = mad.grid_mixture(**config.truth.to_dict())
+    reference = mad.sample_mixture(truth, config.eval.num, key=jax.random.fold_in(key, 7))
+    mx, fl = config.mixture, config.flow
+    flow_cfg = flow.FlowConfig(num_layers=fl.num_layers, hidden=fl.hidden, steps=fl.steps,
+                               learning_rate=fl.learning_rate, data_scale=3.0)  # fmt: skip
+    models = ((mad.MixtureModel(mx.num_components, mx.num_iters), mx, "mixture"),
+              (flow.FlowModel(flow_cfg), fl, "flow"))  # fmt: skip
+    for stream, (model, sec, label) in enumerate(models):
+        with _recording(ml, "_sharded_chains", mesh, progs, label):
+            ml._run_model(stream, model, sec, truth, reference, config, mesh, key)
+    return progs
+
+
+def quanta_theory(config: ml_collections.ConfigDict, mesh) -> list[Program]:
+    """The sharded grid simulation (``quanta.simulate_grid_sharded``), recorded from the runner's
+    ``_simulate``: its arguments are built by the runner (small: γ, N and D grids); the
+    recorder pads γ as the library does, compiles ``simulate_grid`` with the γ axis over
+    ``data``, and hands zeros of the output shapes back. The data-law and fit programs that
+    follow (over a few γ) run on the host's zeros and are not compiled here.
+    """
+    from jaxlab import quanta
+    from jaxlab.experiments import quanta_theory as qt
+    from jaxlab.quanta import grid
+
+    progs: list[Program] = []
+    original = quanta.simulate_grid_sharded
+
+    def record(mesh_, gammas, num_params, data_GD, taus, a, b, *, key, **static):
+        data_GD = jnp.broadcast_to(data_GD, (len(gammas), np.shape(data_GD)[-1]))
+        (gammas, data_GD), unpad = sharding.pad_population(
+            (gammas, data_GD), mesh_, what="number of γ"
+        )
+        fn = jax.jit(
+            lambda g, n, d, t, k: grid.simulate_grid(g, n, d, t, a, b, key=k, **static),
+            out_shardings=sharding.batch_sharding(mesh_),
+        )
+        args = (gammas, num_params, data_GD, taus, key)
+        x64 = functools.partial(jax.enable_x64, config.dtype == "float64")
+        progs.append(Program(f"simulate_grid ({len(gammas)} γ)", fn, args, x64))
+        out = jax.eval_shape(fn, *args)
+        return unpad(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out))
+
+    quanta.simulate_grid_sharded = record
+    try:
+        with jax.enable_x64(config.dtype == "float64"):
+            qt._simulate(config, mesh)
+    finally:
+        quanta.simulate_grid_sharded = original
+    return progs
+
+
+def ab_plus_c(config: ml_collections.ConfigDict, mesh) -> list[Program]:
+    """``survey.min_abc_population``'s program (``jit(vmap(min_abc_jax))``, int64, N over
+    ``data``) at the exhaustive sweep's size (n_max + 1) and the timing batch. The rest of the
+    experiment is exact Python integer arithmetic, not compiled.
+    """
+    from jaxlab.ab_plus_c import vectorized
+
+    spec = sharding.batch_sharding(mesh)
+    progs = []
+    for what, n in (("exhaustive", config.sweep.n_max + 1), ("timing", config.timing.jax_batch)):
+        m = sharding.pad_to_multiple(n, mesh)
+        fn = jax.jit(jax.vmap(vectorized.min_abc_jax), out_shardings=spec)
+        with jax.enable_x64(True):
+            args = (jax.ShapeDtypeStruct((m,), jnp.int64, sharding=spec),)
+        progs.append(
+            Program(
+                f"min_abc_jax {what} ({m} N)", fn, args, functools.partial(jax.enable_x64, True)
+            )
+        )
+    return progs
+
+
 PROGRAMS: dict[str, Callable[[ml_collections.ConfigDict, Any], list[Program]]] = {
+    "ab_plus_c": ab_plus_c,
     "attention_extrapolation": attention_extrapolation,
     "deer_convergence": deer_convergence,
     "deer_train": deer_train,
     "emo_finetune": emo_finetune,
     "lm_baseline": lm_baseline,
+    "mad_gaussian": mad_gaussian,
+    "mad_learned": mad_learned,
+    "quanta_theory": quanta_theory,
     "rope_extrapolation": rope_extrapolation,
     "sparse_parity": sparse_parity,
 }
