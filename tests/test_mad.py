@@ -332,3 +332,59 @@ def test_fresh_data_limit_independent_of_n_init(key):
             run = jax.jit(jax.vmap(lambda k, c=cfg, lam=lam: _gauss_loop("fresh", c, lam, d)(k)))
             w2 = np.asarray(run(jax.random.split(key, 5))[0]["w2"])
             assert np.mean(w2[:, 19:]) == pytest.approx(limit, rel=0.05)
+
+
+# --- the 1-D loop on sufficient statistics ------------------------------------------------------
+
+STATS_CASES = [
+    ("fully_synthetic", mad.LoopConfig(generations=6, n_init=12, n_syn=9)),
+    ("fresh", mad.LoopConfig(generations=6, n_init=12, n_syn=9, n_real=5, pool="accumulate")),
+    (
+        "augment",
+        mad.LoopConfig(generations=6, n_init=12, n_syn=9, n_real=5, pool="last_k", k_last=2),
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "cfg"), STATS_CASES)
+def test_stats_loop_has_the_law_of_the_sample_level_loop(key, kind, cfg):
+    # Two-sample KS tests, 2,000 chains a side, on μ and ln σ² at generations 2 and 6 (4 checks at
+    # p > 1e-3: false-failure rate < 0.4 % per case); small n so that the law is far from normal.
+    chains = 2000
+    real = lambda num, k: jax.random.normal(k, (num, 1), jnp.float64)
+    sampled = jax.jit(
+        jax.vmap(
+            lambda k: mad.run_loop(
+                mad.GaussianModel(), cfg, kind, 0.9, real, _gaussian_metric, key=k
+            )
+        )
+    )(jax.random.split(key, chains))
+    stats = jax.jit(jax.vmap(lambda k: mad.run_loop_stats_1d(cfg, kind, 0.9, key=k)))(
+        jax.random.split(jax.random.fold_in(key, 1), chains)
+    )
+    for t in (2, 6):
+        for name, f in (("mu", np.asarray), ("var", np.log)):
+            a = f(np.asarray(sampled[name][:, t - 1]))
+            b = f(np.asarray(stats[name][:, t - 1]))
+            assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3, (kind, t, name)
+
+
+def test_stats_loop_fully_synthetic_follows_the_exact_laws(key):
+    # λ = 1, n = 100, 20,000 chains: mean variance 1 and Var μ_t = t/n within 4 standard errors.
+    cfg = mad.LoopConfig(generations=20, n_init=N, n_syn=N)
+    out = jax.jit(jax.vmap(lambda k: mad.run_loop_stats_1d(cfg, "fully_synthetic", 1.0, key=k)))(
+        jax.random.split(key, CHAINS)
+    )
+    m, s = np.asarray(out["mu"][:, 19]), np.asarray(out["var"][:, 19])
+    se_v = np.sqrt((np.mean(m**4) - np.var(m) ** 2) / CHAINS)
+    assert abs(np.var(m) - 20 / N) < 4 * se_v
+    assert abs(s.mean() - 1) < 4 * s.std() / math.sqrt(CHAINS)
+
+
+def test_stats_loop_rejects_bad_input(key):
+    with pytest.raises(ValueError, match="kind"):
+        mad.run_loop_stats_1d(mad.LoopConfig(), "nope", 1.0, key=key)
+    with pytest.raises(ValueError, match="n_real"):
+        mad.run_loop_stats_1d(mad.LoopConfig(), "fresh", 1.0, key=key)
+    with pytest.raises(ValueError, match="estimator"):
+        mad.run_loop_stats_1d(mad.LoopConfig(), "fully_synthetic", 1.0, key=key, estimator="x")

@@ -157,3 +157,107 @@ def run_loop(
         outs, ps = rest
         return jax.tree.map(stack, first, outs), jax.tree.map(stack, params, ps)
     return jax.tree.map(stack, first, rest)
+
+
+def _draw_stats_1d(mean, var, m: int, key):
+    """Exact law of the statistics (count, Σx, Σx²) of m i.i.d. draws of N(mean, var), O(1).
+
+    x̄ ~ N(mean, var/m) and Σ(x − x̄)² ~ var·χ²_{m−1} = var·2·Gamma((m−1)/2), independent
+    (Cochran's theorem); then Σx = m x̄ and Σx² = Σ(x − x̄)² + m x̄².
+    """
+    k_mean, k_scatter = jax.random.split(key)
+    dtype = jnp.result_type(mean)
+    xbar = mean + jnp.sqrt(var / m) * jax.random.normal(k_mean, (), dtype)
+    if m > 1:
+        scatter = var * 2.0 * jax.random.gamma(k_scatter, (m - 1) / 2, (), dtype)
+    else:
+        scatter = jnp.zeros((), dtype)
+    return jnp.stack([jnp.asarray(m, dtype), m * xbar, scatter + m * xbar * xbar])
+
+
+def _fit_stats_1d(stats, ddof: int):
+    count, total, sumsq = stats[0], stats[1], stats[2]
+    mean = total / count
+    return mean, (sumsq - count * mean * mean) / (count - ddof)
+
+
+def run_loop_stats_1d(
+    config: LoopConfig,
+    kind: str,
+    lam: Float[ArrayLike, ""],
+    *,
+    key: Array,
+    estimator: str = "unbiased",
+    dtype=None,
+) -> dict:
+    """The 1-D Gaussian loop of :func:`run_loop` run on sufficient statistics: O(1) a generation.
+
+    A Gaussian fit reads a sample only through (count, Σx, Σx²), and for m i.i.d. draws of
+    N(μ, σ²) these have an exact law that costs two scalar draws, not m:
+
+        x̄ ~ N(μ, σ²/m),   Σ(x − x̄)² ~ σ² χ²_{m−1},   independent.
+
+    Every set the loop fits (R_1, each synthetic S_t drawn with variance λσ²_{t−1}, fresh real
+    sets, the fixed real part of ``augment``: the first ``n_real`` rows of R_1, drawn as its own
+    block) is replaced by its statistics; pools add them up. So each chain has the same law as
+    :func:`run_loop` with :class:`jaxlab.mad.GaussianModel` and truth N(0, 1), whatever
+    ``n_init``, ``n_syn`` and ``n_real`` (the fully synthetic replace loop is
+    :func:`jaxlab.mad.exact_chain_1d`); the random streams differ, so chains are equal in law,
+    not draw for draw. Key layout as :func:`run_loop` (generation t uses ``fold_in(key, t)``).
+
+    Args:
+      config: The loop's sizes and pool (:class:`LoopConfig`).
+      kind: A :data:`KINDS` name (static).
+      lam: Sampling bias λ from t = 2 on (vmappable).
+      key: PRNG key.
+      estimator: ``"unbiased"`` (1/(m − 1)) or ``"mle"`` (1/m) variance, as
+        :class:`jaxlab.mad.GaussianModel`.
+      dtype: Float dtype (default: float64 under x64, else float32).
+
+    Returns:
+      ``{"mu": [G], "var": [G]}``, the fitted mean and variance of G_1..G_G.
+
+    References: Alemohammad et al. (2023), arXiv:2307.01850, Appendix A; Su Jianlin (2023),
+    https://kexue.fm/archives/9687.
+    """
+    kind_index(kind)
+    if estimator not in ("unbiased", "mle"):
+        raise ValueError(f"estimator must be 'unbiased' or 'mle', got {estimator!r}")
+    if kind != "fully_synthetic" and config.n_real < 1:
+        raise ValueError(f"n_real must be >= 1 for kind {kind!r}, got {config.n_real}")
+    ddof = 1 if estimator == "unbiased" else 0
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    lam = jnp.asarray(lam, dtype)
+    zero, one = jnp.zeros((), dtype), jnp.ones((), dtype)
+    k_real, _, _ = jax.random.split(jax.random.fold_in(key, 1), 3)
+    if kind == "augment":  # R_1 = the fixed real rows + the rest, two independent blocks
+        k_fixed, k_rest = jax.random.split(k_real)
+        fixed = _draw_stats_1d(zero, one, config.n_real, k_fixed)
+        rest = config.n_init - config.n_real
+        real_init = fixed + (_draw_stats_1d(zero, one, rest, k_rest) if rest else 0.0)
+    else:
+        fixed = None
+        real_init = _draw_stats_1d(zero, one, config.n_init, k_real)
+    first = _fit_stats_1d(real_init, ddof)
+    slots = config.slots
+
+    def step(carry, t):
+        (mu, var), pool, mask = carry
+        k_syn, k_fresh, _, _ = jax.random.split(jax.random.fold_in(key, t), 4)
+        slot = (t - 2) % slots
+        pool = pool.at[slot].set(_draw_stats_1d(mu, lam * var, config.n_syn, k_syn))
+        mask = mask.at[slot].set(1)
+        data = jnp.sum(mask[:, None] * pool, axis=0)
+        if kind == "augment":
+            data = data + fixed
+        elif kind == "fresh":
+            data = data + _draw_stats_1d(zero, one, config.n_real, k_fresh)
+        params = _fit_stats_1d(data, ddof)
+        return (params, pool, mask), params
+
+    init = (first, jnp.zeros((slots, 3), dtype), jnp.zeros((slots,), dtype))
+    _, (mus, vars_) = jax.lax.scan(step, init, jnp.arange(2, config.generations + 1))
+    return {
+        "mu": jnp.concatenate([first[0][None], mus]),
+        "var": jnp.concatenate([first[1][None], vars_]),
+    }
