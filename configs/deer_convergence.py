@@ -65,12 +65,21 @@ def get_config(arg=None):
     c.scan_method = "sequential" if q else "associative"  # linear solver inside each sweep
     c.trace_iters = 200  # sweeps recorded for the |step| vs sweep plot (first cell, first draw)
     c.first_k = (1, 5, 50)  # k for the "first k states exact after k sweeps" check
+    c.tail = dict(  # Newton's quadratic tail e_(k+1) / e_k^2 on the first cell's (n, T)
+        scale=1.0,  # W scale of the draws
+        draws=4 if q else 20,  # tanh-RNN draws
+        iters=60,  # sweeps traced per draw and mode (linear modes need ~40 to reach e_k < 0.1)
+    )
     c.tolerance = dict(
         newton_median_max=20,  # slides: Newton "typically < 20 iterations" (median per cell)
         exact_error=1e-10,  # float64 max abs error vs lax.scan (the post: all runs <= 1e-11)
         first_k_error=1e-12,  # first k states after k sweeps (float64)
         grad_rel=1e-8,  # implicit gradient vs BPTT, float64 relative
         gru_error=1e-5,  # float32 GRU, max abs error (Newton, default tolerances)
+        gru_linear_error=1e-3,  # Su's GRU mode, float32: stops on the step test (rtol 1e-3)
+        newton_quadratic_ratio=10.0,  # bounded e_(k+1)/e_k^2: an O(1) constant, not 1/e_k
+        linear_ratio_min=1e3,  # linear modes' e_(k+1)/e_k^2 ~ r/e_k: far above any O(1) C
+        fd_rel=1e-6,  # gradient vs central finite differences, float64, h = 1e-6 (spec)
     )
     c.known_disagreements = (  # (claim name, reason): claims this config is known to fail
         (

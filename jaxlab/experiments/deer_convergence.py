@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxlab import plots, report, sharding
+from jaxlab import report, sharding
 from jaxlab.config_args import to_dataclass
 from jaxlab.deer import population as pop
+from jaxlab.deer import survey
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
 
 POST = "kexue.fm/archives/9783"
@@ -76,6 +77,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
                 first_k_err = max(first_k_err, float(np.max(np.abs(tr[k - 1, :k] - seq[:k]))))
         w = jax.random.normal(jax.random.fold_in(key, 9), xs.shape, jnp.float64)
         grad_rel = pop.gradient_error("tanh", params, xs, w, scan_method=scan)
+        fd = survey.finite_difference_check("tanh", params, xs, w, key=key)
+        tq = config.tail
+        tails = survey.newton_tail(n, t, tq.scale, tq.draws, tq.iters, key=key, scan_method=scan)
 
     # GRU in float32 with the default tolerances (what a user gets), one draw per scale.
     gg = config.gru
@@ -92,10 +96,13 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         )
         writer.write(line + len(gru_rows), cell="gru", mode=mode, iterations=st[0], error=st[2])
     progress.update(len(cfg.cells) + 1)
-    return _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh, workdir)
+    extra = survey.extra_claims(config, fd, tails, gru_rows, post=POST, paper=PAPER)
+    return _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh, workdir,
+                    extra)  # fmt: skip
 
 
-def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh, workdir):
+def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh, workdir,
+             extra):  # fmt: skip
     tol = config.tolerance
     claims, rows = [], []
     all_stats = [(cell, m, st) for cell, s in surveys.items() for m, st in s.stats.items()]
@@ -170,6 +177,7 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
                 source=PAPER,
             )
         )
+    claims += extra
     for cell, s in surveys.items():
         post = POST_TABLE.get(cell, {})
         row = [*cell, _spread(s.radius)]
@@ -190,22 +198,7 @@ def _results(config, cfg, surveys, traces, first_k_err, grad_rel, gru_rows, mesh
                 )
         rows.append(row + [str(post) if post else "-"])
 
-    fig, ax = plots.new_figure()
-    for mode, steps in traces.items():
-        ax.semilogy(np.arange(1, len(steps) + 1), np.maximum(steps, 1e-17), label=mode)
-    n, t, _ = cfg.cells[0]
-    ax.set(xlabel="sweep k", ylabel="max |y(k) - y(k-1)|", title=f"tanh-RNN n={n}, T={t}")
-    ax.legend()
-    names = [plots.save_figure(fig, workdir, "deer_steps.png")]
-    fig, ax = plots.new_figure()
-    for i, mode in enumerate(cfg.modes):
-        pts = [(s.radius, s.stats[mode].iterations) for s in surveys.values() if mode in s.stats]
-        if pts:
-            r, k = (np.concatenate(v) for v in zip(*pts, strict=True))
-            ax.semilogy(r, k, "o", ms=3, color=f"C{i}", label=mode, alpha=0.6)
-    ax.set(xlabel="spectral radius of W", ylabel="sweeps", title="Sweeps vs the drawn W")
-    ax.legend()
-    names.append(plots.save_figure(fig, workdir, "deer_sweeps_vs_radius.png"))
+    names = survey.plots(surveys, traces, cfg.modes, cfg.cells[0], workdir)
 
     header = ["n", "T", "scale", "radius of W: median [range]"]
     header += [f"{m} sweeps" for m in cfg.modes] + ["the post (one draw)"]
