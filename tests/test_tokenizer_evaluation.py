@@ -7,14 +7,14 @@ import jax
 import pytest
 
 from jaxlab.tokenizer import evaluation as ev
-from jaxlab.tokenizer import reference
+from jaxlab.tokenizer import laws, reference
 from jaxlab.tokenizer.encoder import Tokenizer
 from jaxlab.tokenizer.model import from_pieces
 
 
 @pytest.mark.parametrize("k", [3, 4, 6])
 def test_equal_candidates_are_equal_and_meet_only_at_the_end(k):
-    vocab, support, law = ev.equal_candidates(k)
+    vocab, support, law = laws.equal_candidates(k)
     segs = reference.enumerate_segmentations(support[0][0], vocab)
     assert sorted(segs) == sorted(support)  # exactly k segmentations
     scores = {sum(vocab[p] for p in w) for w in segs}
@@ -28,11 +28,11 @@ def test_equal_candidates_are_equal_and_meet_only_at_the_end(k):
 
 def test_equal_candidates_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be"):
-        ev.equal_candidates(1)
+        laws.equal_candidates(1)
 
 
 def test_v1_equal_candidates_follows_the_halving_law_not_the_uniform_one():
-    fit = ev.v1_equal_candidates(4, 8000, key=jax.random.key(1))
+    fit = laws.v1_equal_candidates(4, 8000, key=jax.random.key(1))
     assert fit["max_abs_error"] <= fit["bound"]
     assert fit["pvalue_uniform"] < 1e-10
 
@@ -40,19 +40,21 @@ def test_v1_equal_candidates_follows_the_halving_law_not_the_uniform_one():
 def test_temperature_limit_gap_shrinks_inside_its_bound():
     toy = reference.toy_vocab()
     tok = Tokenizer(from_pieces(toy))
-    rows = ev.temperature_limit(tok, toy, ev.LIMIT_TEXTS, (1.0, 10.0, 1000.0), slack=1e-5)
+    rows = laws.temperature_limit(tok, toy, laws.LIMIT_TEXTS, (1.0, 10.0, 1000.0), slack=1e-5)
     assert all(r["ok"] for r in rows)
     assert rows[0]["max_gap"] > 0.1 > 1e-3 > rows[-1]["max_gap"]
     # A wrong V (shifted by 0.1) must fail the bound at large alpha: the check can fail.
     shifted = {p: v - 0.1 for p, v in toy.items()}
-    rows = ev.temperature_limit(tok, shifted, ev.LIMIT_TEXTS, (1000.0,), slack=1e-5)
+    rows = laws.temperature_limit(tok, shifted, laws.LIMIT_TEXTS, (1000.0,), slack=1e-5)
     assert not rows[0]["ok"]
 
 
 def test_viterbi_limits():
     toy = reference.toy_vocab()
-    out = ev.viterbi_limits(Tokenizer(from_pieces(toy)), toy, ev.LIMIT_TEXTS)
-    assert out == dict(same=len(ev.LIMIT_TEXTS), total=len(ev.LIMIT_TEXTS), negative_refused=True)
+    out = laws.viterbi_limits(Tokenizer(from_pieces(toy)), toy, laws.LIMIT_TEXTS)
+    assert out == dict(
+        same=len(laws.LIMIT_TEXTS), total=len(laws.LIMIT_TEXTS), negative_refused=True
+    )
 
 
 def test_speed_ratios_pick_the_right_baselines():

@@ -18,7 +18,7 @@ import jax
 from jaxlab import report, sharding
 from jaxlab.metrics import MetricsWriter, Progress, check_finite
 from jaxlab.tokenizer import evaluation as ev
-from jaxlab.tokenizer import reference, spm
+from jaxlab.tokenizer import laws, reference, spm
 from jaxlab.tokenizer.corpus import stdlib_split
 from jaxlab.tokenizer.encoder import Tokenizer
 from jaxlab.tokenizer.model import from_pieces
@@ -110,7 +110,7 @@ def run(config, workdir: pathlib.Path) -> dict:
 
     # 3. v1 on K equal candidates: 1/2^(K-1), 1/2^(K-1), 1/2^(K-2), ..., 1/2 (exact: 1/K each).
     for kk in config.v1_ks:
-        fit = ev.v1_equal_candidates(kk, n, key=jax.random.fold_in(key, 90 + kk), mesh=mesh)
+        fit = laws.v1_equal_candidates(kk, n, key=jax.random.fold_in(key, 90 + kk), mesh=mesh)
         figures.update({f"v1_equal{kk}_{j}": f for j, f in enumerate(fit["freqs"])})
         law = ", ".join(f"1/{round(1 / p)}" for p in fit["law"])
         name = f"v1 on {kk} equal-score candidates (arrival order): max |freq - {law}|"
@@ -125,17 +125,19 @@ def run(config, workdir: pathlib.Path) -> dict:
     name, measured = "alpha = 1e4 sampling equals Viterbi in every draw", f"{same}/{len(texts)}"
     ok = same == len(texts)
     claims.append(report.holds(name, ok, source=V1, expected="all", measured=measured, sanity=True))
-    lim = ev.temperature_limit(tok, toy, ev.LIMIT_TEXTS, config.limit_alphas, slack=tol.limit_abs)
+    lim = laws.temperature_limit(
+        tok, toy, laws.LIMIT_TEXTS, config.limit_alphas, slack=tol.limit_abs
+    )
     for r in lim:
         figures[f"gap_logz_viterbi_alpha{r['alpha']:g}"] = r["max_gap"]
     ok = all(r["ok"] for r in lim) and lim[-1]["max_gap"] < lim[0]["max_gap"]
     measured = "; ".join(
         f"a={r['alpha']:g}: {r['max_gap']:.2e} (<= {r['max_bound']:.2e})" for r in lim
     )
-    name = f"(1/alpha) log Z - V on {len(ev.LIMIT_TEXTS)} toy strings, max gap (log S / alpha)"
+    name = f"(1/alpha) log Z - V on {len(laws.LIMIT_TEXTS)} toy strings, max gap (log S / alpha)"
     expected = f"-> 0: in [0, log S / alpha] at each alpha (slack {tol.limit_abs:g}), shrinking"
     claims.append(report.holds(name, ok, source=EXACT, expected=expected, measured=measured))
-    vl = ev.viterbi_limits(tok, toy, ev.LIMIT_TEXTS)
+    vl = laws.viterbi_limits(tok, toy, laws.LIMIT_TEXTS)
     name, measured = "alpha=None: Viterbi ids (brute-force argmax)", f"{vl['same']}/{vl['total']}"
     ok = vl["same"] == vl["total"]
     claims.append(report.holds(name, ok, source=V1, expected="all", measured=measured))
