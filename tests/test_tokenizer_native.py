@@ -561,3 +561,20 @@ def test_host_dp_selection_and_bad_arguments(lib):
             np.zeros(0, np.uint32), np.zeros(0, np.int64), tables=tables, first_missing=0,
             unk_mode=3,
         )  # fmt: skip
+
+
+def test_host_dp_falls_back_to_jax_for_a_line_without_segmentation(lib):
+    """A model without ``<unk>`` and a character in no piece: that line has no segmentation, the
+    host DP's span fails and ``encode`` returns the JAX DP's result instead. The other spans
+    are still running in worker threads when one fails: ``host_dp`` must wait for them before
+    its buffers go (repeated, as a use-after-free showed up as a rare corrupted batch)."""
+    model = from_pieces({"a": -1.0, "b": -2.0, "ab": -2.5}, unk=False)
+    host, jax_dp = Tokenizer(model, threads=4), Tokenizer(model, host_dp=False)
+    lines = ["ab" * 50] * 400 + ["abz"] + ["ba" * 30] * 400
+    want = jax_dp.encode(lines)
+    for _ in range(10):
+        assert host.encode(lines) == want
+    cps, lengths = to_codepoints(lines)
+    with pytest.raises(ValueError, match="no segmentation"):
+        native.host_dp(cps, lengths, tables=host.tables, first_missing=host.tables.none_id,
+                       threads=4)  # fmt: skip

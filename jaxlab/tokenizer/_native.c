@@ -457,7 +457,8 @@ static inline int64_t edges_at(const jaxlab_trie *t, const int32_t *sym, int64_t
                                int32_t *ids) {
     int64_t node = t->child1[sym[i]];
     if (node < 0 || node >= t->num_nodes) return ERR_NODE;
-    int32_t p = t->piece_of[node];
+    /* with the two-level table, the piece sits next to the node's children (one cache line) */
+    int32_t p = t->node_info != NULL ? t->node_info[3 * node + 2] : t->piece_of[node];
     ids[0] = p >= 0 ? p : (int32_t)t->first_missing;
     int64_t depth = t->max_len - 1 < i ? t->max_len - 1 : i, n = 1;
     for (int64_t k = 1; node != 0 && k <= depth; ++k) {

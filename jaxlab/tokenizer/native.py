@@ -29,8 +29,15 @@ for arguments of the wrong dtype, shape or range):
 * :func:`gather_ends`: the decoded piece ids of every line, read back from the device output.
 * :func:`layout`: the whole device layout of a batch (grid cells, line starts, positions and the
   lattice) in one pass; equal to ``lattice.layout``, the NumPy one.
+* :func:`host_dp`: Viterbi or an FFBS sample of every line entirely on the host (trie walk, DP,
+  backtracking, unknown handling, the Python id lists), in parallel spans of lines; same ids
+  as the JAX DP. :func:`uniform`: its sampler's uniform, equal to ``decoding.uniforms``.
 
-The module is a single concept, the kernels' bindings with their argument checks (about 490
+Large alphabets: when a model's dense transition table would be too big, the walk reads the
+two-level table of ``lattice.build_tables`` (dense rows for the busiest nodes, sparse sorted
+rows for the rest) rather than the hash table; ``LatticeTables.transitions`` names the table.
+
+The module is a single concept, the kernels' bindings with their argument checks (about 690
 lines), so it is not split.
 """
 
