@@ -72,9 +72,11 @@ def _main(argv: list[str]) -> int:
         raise UsageError("--config.KEY=VALUE overrides only apply to `jaxlab run`")
     if args.command == "list":
         from jaxlab.experiments import RUNNERS, describe
+        from jaxlab.tokenizer.cli import version_line
 
         for name in RUNNERS:
             print(f"{name:22s} {describe(name)}")
+        print(f"\n{version_line()}")
         return 0
     if args.command == "run":
         config = launch.load_config(args.config, overrides)

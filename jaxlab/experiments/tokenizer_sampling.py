@@ -210,18 +210,16 @@ def run(config, workdir: pathlib.Path) -> dict:
     plot_names = ev.plots(workdir, exact1, freq_at_1, config.bpt_alphas, bpt, bpt_viterbi, speed)
     notes.append(
         f"Throughput measured with the {stok.host_path} host path for lattice layout "
-        "and read-back; the device DP is the same JAX code on either path."
+        f"and read-back, and the {stok.dp_path} DP."
     )
     if vit_ratio < 1.0 or smp_ratio < 2.0:
         notes.append(
             f"Speed goals (Viterbi >= 1x, sampling >= 2x SentencePiece) measured at "
             f"{vit_ratio:.2f}x and {smp_ratio:.2f}x in CPU time on {nbytes} bytes, median of "
             f"{r}. The goals are defined on the 1 MiB benchmark text "
-            "(`python benchmarks/tokenizer.py`, "
-            "BENCHMARKS.md), where encode overlaps the host work of one chunk of lines with the "
-            f"device DP of the previous one; {nbytes} bytes make {len(stok.chunks(lines))} "
-            "chunk(s), so there is less to overlap, and a loaded machine moves these ratios by "
-            "about 25%."
+            "(`python benchmarks/tokenizer.py`, BENCHMARKS.md); "
+            f"{nbytes} bytes make {len(stok.chunks(lines))} chunk(s), and a loaded machine "
+            "moves these ratios by about 25%."
         )
     notes.append(
         "FFBS and 'eager' draw from the same per-node uniforms with the same inverse CDF, "
