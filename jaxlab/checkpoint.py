@@ -287,7 +287,7 @@ class Checkpoints:
             saved_id = meta.get("config_id")
             if self.config_id is not None and saved_id is not None and saved_id != self.config_id:
                 raise CheckpointMismatchError(
-                    f"{self.directory} holds checkpoints of another config "
+                    f"{self.directory} holds checkpoints of another config or training data "
                     f"({saved_id} != {self.config_id}); use a new --workdir or delete it"
                 )
             reason = None

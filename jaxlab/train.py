@@ -40,7 +40,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # global-norm clipping
     loss: str = "cross_entropy"  # key into LOSSES
-    log_every: int = 25  # metrics line + progress every this many steps
+    log_every: int = 25  # metrics line + progress every this many steps (0: evals/end only)
     eval_every: int = 0  # held-out eval every this many steps (0: only at the end)
     eval_windows: int = 32  # number of fixed held-out windows for evals
     checkpoint_every: int = 0  # orbax checkpoint every this many steps (0: none)
@@ -291,7 +291,16 @@ def fit(
       A :class:`FitResult`.
 
     Raises:
-      FloatingPointError: the training loss became non-finite (the step is named).
+      FloatingPointError: a step's loss or gradient norm was non-finite (checked on device every
+        step, read at each log and checkpoint; the first bad step is named, and no checkpoint
+        after it is saved).
+      CheckpointMismatchError: ``workdir/ckpt`` holds checkpoints of other configs or data.
+      CheckpointWriteError, MetricsWriteError: a write failed (a full disk); the checkpoints
+        before it are intact and the same call resumes from them.
+
+    The run protocol: the metrics line of a step is fsynced before that step's checkpoint is
+    saved, and a resume drops the lines after the checkpoint it resumes from, so a kill at any
+    moment leaves a file that resumes to exactly the uninterrupted run's lines and parameters.
     """
     workdir = pathlib.Path(workdir)
     mesh = mesh or sharding.data_mesh()
