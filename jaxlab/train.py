@@ -89,8 +89,16 @@ def init_state(model_cfg: LMConfig, train_cfg: TrainConfig, key: jax.Array, mesh
     The graphdef and the jitted init are cached per ``(model_cfg, train_cfg, mesh)``: a second
     run of the same configs gets the same graphdef, hence the same cached step (no recompile).
     """
-    graphdef, abstract_state, init = _initializer(model_cfg, train_cfg, mesh)
+    graphdef, abstract_state, init = _initializer(model_cfg, _optimiser_part(train_cfg), mesh)
     return graphdef, init(key), abstract_state
+
+
+def _optimiser_part(train_cfg: TrainConfig) -> TrainConfig:
+    """``train_cfg`` with its logging and checkpoint fields zeroed: the cache key of compiled
+    programs, so runs that differ only in how often they log or save share them."""
+    return dataclasses.replace(
+        train_cfg, log_every=0, eval_every=0, eval_windows=0, checkpoint_every=0
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -160,7 +168,7 @@ def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
     Cached per ``(graphdef, train_cfg, mesh, loss function)``, so repeated :func:`fit` calls of
     one config (a resume, a sweep's repeats) reuse one compilation.
     """
-    return _train_step(graphdef, train_cfg, mesh, LOSSES[train_cfg.loss])
+    return _train_step(graphdef, _optimiser_part(train_cfg), mesh, LOSSES[train_cfg.loss])
 
 
 @functools.lru_cache(maxsize=16)
