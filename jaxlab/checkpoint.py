@@ -21,11 +21,13 @@ that arrives meanwhile is held until the save returns, and a failed write (a ful
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pathlib
 import re
 import signal
+import sys
 import threading
 import warnings
 
@@ -75,21 +77,36 @@ def hold_interrupts():
 
 
 class _OrbaxErrorFilter(logging.Filter):
-    """Drops orbax's ERROR records that carry a traceback while a save is being converted.
+    """Quiets orbax's log records while :class:`Checkpoints` turns the failure into its own line.
 
-    The same exception reaches :meth:`Checkpoints.save`, which re-raises it as one
-    :class:`CheckpointWriteError` line; orbax would otherwise log it with a traceback once per
-    background thread.
+    ``active``: a save is failing; its exception reaches :meth:`Checkpoints.save`, which raises
+    one :class:`CheckpointWriteError`, so orbax's ERROR records with a traceback (one per
+    background thread) are dropped. ``restoring``: a restore reports each damaged checkpoint in
+    one warning of its own, so orbax's WARNING and ERROR records are dropped.
     """
 
     active = 0
+    restoring = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.restoring and record.levelno >= logging.WARNING:
+            return False
         return not (self.active and record.exc_info and record.levelno >= logging.ERROR)
 
 
 _ORBAX_ERRORS = _OrbaxErrorFilter()
 logging.getLogger("absl").addFilter(_ORBAX_ERRORS)
+
+
+def _collect_quietly() -> None:
+    """Collects the read tasks a failed orbax load abandoned, without Python printing an
+    "Exception ignored in <coroutine ...>" traceback for each (their error is already ours)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 def _first_line(e: BaseException) -> str:
@@ -166,15 +183,23 @@ class Checkpoints:
         if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
             raise UsageError(f"checkpoint directory {parent} is not writable")
         policies = ocp.training.save_decision_policies
-        self._ckpt = ocp.training.Checkpointer(
-            self.directory,
-            save_decision_policy=policies.FixedIntervalPolicy(max(int(every), 1)),
-            preservation_policy=ocp.training.preservation_policies.LatestN(keep),
-        )
+        _ORBAX_ERRORS.restoring += 1  # it reads every step's metadata: restore reports damage
+        try:
+            self._ckpt = ocp.training.Checkpointer(
+                self.directory,
+                save_decision_policy=policies.FixedIntervalPolicy(max(int(every), 1)),
+                preservation_policy=ocp.training.preservation_policies.LatestN(keep),
+            )
+        finally:
+            _ORBAX_ERRORS.restoring -= 1
         self._closed = False
 
     def latest_step(self) -> int | None:
-        latest = self._ckpt.latest
+        _ORBAX_ERRORS.restoring += 1  # a damaged newest checkpoint is reported by restore
+        try:
+            latest = self._ckpt.latest
+        finally:
+            _ORBAX_ERRORS.restoring -= 1
         return None if latest is None else int(latest.step)
 
     def should_save(self, step: int) -> bool:
@@ -250,14 +275,22 @@ class Checkpoints:
             "key": jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=where),
         }
         steps = sorted((int(c.step) for c in self._ckpt.checkpoints), reverse=True)
+        _ORBAX_ERRORS.restoring += 1
+        try:
+            return self._restore_newest(steps, abstract, key)
+        finally:
+            _ORBAX_ERRORS.restoring -= 1
+
+    def _restore_newest(self, steps: list[int], abstract, key: jax.Array):
         for step in steps:
             meta = self._custom_metadata(step)
             saved_id = meta.get("config_id")
             if self.config_id is not None and saved_id is not None and saved_id != self.config_id:
                 raise CheckpointMismatchError(
-                    f"{self.directory} holds checkpoints of another config "
+                    f"{self.directory} holds checkpoints of another config or training data "
                     f"({saved_id} != {self.config_id}); use a new --workdir or delete it"
                 )
+            reason = None
             try:
                 tree = self._ckpt.load(step, abstract)
                 expected = meta.get("fingerprint")
@@ -266,10 +299,15 @@ class Checkpoints:
                 if fingerprint(tree) != expected:
                     raise ValueError("its arrays do not match the fingerprint saved with them")
             except Exception as e:  # noqa: BLE001  (any load failure means: try an older one)
+                while e.__cause__ is not None or e.__context__ is not None:  # the root cause
+                    e = e.__cause__ or e.__context__
+                reason = f"{type(e).__name__}: {_first_line(e)[:160]}"
+            if reason is not None:
+                _collect_quietly()
                 warnings.warn(
-                    f"checkpoint at step {step} in {self.directory} is damaged ({e}); "
+                    f"checkpoint at step {step} in {self.directory} is damaged ({reason}); "
                     "removed it and fell back to an older one",
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 self._ckpt.delete(step)  # else a later save at this step would collide
                 continue

@@ -2,7 +2,9 @@
 
 The run protocol: ``workdir/config.json`` is written first (resolved config + machine); the
 runner writes ``metrics.jsonl``, plots and ``ckpt/``; ``results.json`` is written last, atomically,
-and marks the run as finished. A workdir holding a finished run of another config is refused.
+and marks the run as finished. A workdir holding a finished run of another config is refused, so
+is an unfinished one (it resumes with its own config), except one that stopped on an error
+(``failed.json``): a corrected command moves its files to ``failed-run-N/`` and runs.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # global-norm clipping
     loss: str = "cross_entropy"  # key into LOSSES
-    log_every: int = 25  # metrics line + progress every this many steps
+    log_every: int = 25  # metrics line + progress every this many steps (0: evals/end only)
     eval_every: int = 0  # held-out eval every this many steps (0: only at the end)
     eval_windows: int = 32  # number of fixed held-out windows for evals
     checkpoint_every: int = 0  # orbax checkpoint every this many steps (0: none)
@@ -89,8 +89,16 @@ def init_state(model_cfg: LMConfig, train_cfg: TrainConfig, key: jax.Array, mesh
     The graphdef and the jitted init are cached per ``(model_cfg, train_cfg, mesh)``: a second
     run of the same configs gets the same graphdef, hence the same cached step (no recompile).
     """
-    graphdef, abstract_state, init = _initializer(model_cfg, train_cfg, mesh)
+    graphdef, abstract_state, init = _initializer(model_cfg, _optimiser_part(train_cfg), mesh)
     return graphdef, init(key), abstract_state
+
+
+def _optimiser_part(train_cfg: TrainConfig) -> TrainConfig:
+    """``train_cfg`` with its logging and checkpoint fields zeroed: the cache key of compiled
+    programs, so runs that differ only in how often they log or save share them."""
+    return dataclasses.replace(
+        train_cfg, log_every=0, eval_every=0, eval_windows=0, checkpoint_every=0
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -160,7 +168,7 @@ def make_train_step(graphdef, train_cfg: TrainConfig, mesh):
     Cached per ``(graphdef, train_cfg, mesh, loss function)``, so repeated :func:`fit` calls of
     one config (a resume, a sweep's repeats) reuse one compilation.
     """
-    return _train_step(graphdef, train_cfg, mesh, LOSSES[train_cfg.loss])
+    return _train_step(graphdef, _optimiser_part(train_cfg), mesh, LOSSES[train_cfg.loss])
 
 
 @functools.lru_cache(maxsize=16)
@@ -291,7 +299,16 @@ def fit(
       A :class:`FitResult`.
 
     Raises:
-      FloatingPointError: the training loss became non-finite (the step is named).
+      FloatingPointError: a step's loss or gradient norm was non-finite (checked on device every
+        step, read at each log and checkpoint; the first bad step is named, and no checkpoint
+        after it is saved).
+      CheckpointMismatchError: ``workdir/ckpt`` holds checkpoints of other configs or data.
+      CheckpointWriteError, MetricsWriteError: a write failed (a full disk); the checkpoints
+        before it are intact and the same call resumes from them.
+
+    The run protocol: the metrics line of a step is fsynced before that step's checkpoint is
+    saved, and a resume drops the lines after the checkpoint it resumes from, so a kill at any
+    moment leaves a file that resumes to exactly the uninterrupted run's lines and parameters.
     """
     workdir = pathlib.Path(workdir)
     mesh = mesh or sharding.data_mesh()

@@ -123,6 +123,8 @@ def test_parse_arg():
 LONG = "x" * 5000
 BAD_VALUES = [  # issue 17 §2 and §3.10: value errors at the config boundary, one line + exit 2
     (["run", "deer_train:quick", "--config.model.mode=bogus"], "model.mode: expected one of"),
+    (["run", "lm_baseline:quick", "--config.model.position=bogus"], "model.position: expected"),
+    (["run", "lm_baseline:quick", "--config.model.position=ünï"], "model.position: expected"),
     (["run", "deer_train:quick", "--config.model.cell=ünïcødé"], "model.cell: expected one of"),
     (["run", "deer_train:quick", f"--config.model.cell={LONG}"], "(5000 characters)"),
     (["run", "deer_convergence:quick", "--config.survey.modes=('newton', 'nope')"], "'nope'"),
@@ -322,3 +324,22 @@ def test_damaged_run_files_are_one_line(fake_experiment, capsys, name, text, fra
     (workdir / name).write_text(text)
     assert main(["run", "fake", "--workdir", str(workdir)]) == 2
     assert fragment in _err_line(capsys)
+
+
+def test_reproduce_with_an_unwritable_out_is_one_line(fake_experiment, capsys):
+    """Issue 17 §3.7: --out that cannot be created is exit 2 before any experiment runs."""
+    blocker = fake_experiment.parent / "a_file"
+    blocker.write_text("not a directory")
+    assert main(["reproduce", "--only", "fake", "--out", str(blocker / "out")]) == 2
+    assert "is not writable" in _err_line(capsys)
+
+
+def test_reproduce_with_an_unwritable_report_is_one_line(fake_experiment, capsys):
+    """REPORT.md cannot be written after every experiment ran: one line, exit 2, runs kept."""
+    (fake_experiment / "REPORT.md").mkdir(parents=True)  # a directory where the file goes
+    assert main(["reproduce", "--only", "fake", "--out", str(fake_experiment)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("jaxlab: error: cannot write") and "the runs are kept" in last
+    assert (fake_experiment / "quick" / "fake" / "results.json").is_file()

@@ -86,7 +86,7 @@ def test_train_step_compiles_once(corpus):
 
 
 def test_fit_reuses_its_compiled_step(corpus, tmp_path):
-    """A second fit of the same configs (a resume, a repeat) compiles nothing new."""
+    """A second fit of the same configs (a resume, a repeat, other logging) compiles nothing."""
     mesh = sharding.data_mesh(1)
     cfg = dataclasses.replace(TRAIN, num_steps=4, eval_every=0, checkpoint_every=0)
     train.fit(MODEL, cfg, corpus, tmp_path / "a", mesh=mesh)
@@ -94,8 +94,10 @@ def test_fit_reuses_its_compiled_step(corpus, tmp_path):
     step = train.make_train_step(graphdef, cfg, mesh)
     compiled = step._cache_size()
     assert compiled == 1
-    train.fit(MODEL, cfg, corpus, tmp_path / "b", mesh=mesh, seed=1)
-    assert train.make_train_step(graphdef, cfg, mesh) is step
+    quiet = dataclasses.replace(cfg, log_every=0)  # 0: lines only at evals and the end
+    train.fit(MODEL, quiet, corpus, tmp_path / "b", mesh=mesh, seed=1)
+    assert [r["step"] for r in metrics.read_metrics(tmp_path / "b")] == [4]
+    assert train.make_train_step(graphdef, quiet, mesh) is step
     assert step._cache_size() == compiled
 
 
