@@ -94,7 +94,7 @@ def dry_run(only: list[str] | None = None, *, out=None) -> tuple[int, dict]:
     """
     from jaxlab import launch, sharding
     from jaxlab.experiments import RUNNERS
-    from jaxlab.experiments.programs import PROGRAMS
+    from jaxlab.experiments.programs import PROGRAMS, UNCOMPILED
 
     out = out or sys.stdout
     names = list(RUNNERS) if only is None else only
@@ -128,7 +128,7 @@ def dry_run(only: list[str] | None = None, *, out=None) -> tuple[int, dict]:
         if entry["error"]:
             status = f"FAILED {entry['error']}"
         elif not entry["hook"]:
-            status = "config checked only (no programs hook)"
+            status = f"config checked only ({UNCOMPILED.get(name, 'no programs hook')})"
         else:
             status = (
                 f"{len(entry['programs'])} programs, peak memory {_gib(peak)}, {flops:.3g} flops"

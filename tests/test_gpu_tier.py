@@ -53,6 +53,11 @@ def test_bf16_gpu_configs_lower_under_strict_promotion(name):
     train_step.fn.lower(*train_step.args)  # lowering only: the promotion error is raised here
 
 
+def test_every_experiment_is_compiled_or_says_why_not():
+    assert set(programs_mod.PROGRAMS) | set(programs_mod.UNCOMPILED) == set(RUNNERS)
+    assert not set(programs_mod.PROGRAMS) & set(programs_mod.UNCOMPILED)
+
+
 def test_every_experiment_has_a_budget_and_they_sum_to_the_tier():
     assert set(gpu_tier.BUDGET_S) == set(RUNNERS)
     assert sum(gpu_tier.BUDGET_S.values()) <= gpu_tier.TOTAL_BUDGET_S
