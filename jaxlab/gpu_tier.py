@@ -149,7 +149,7 @@ def commit_id() -> str:
     """The git commit (``metrics.machine_info``), else ``$JAXLAB_COMMIT`` (a tree without .git)."""
     from jaxlab import metrics
 
-    commit = metrics.machine_info().get("commit") or os.environ.get("JAXLAB_COMMIT", "")
+    commit = metrics.machine_info().get("git_commit") or os.environ.get("JAXLAB_COMMIT", "")
     return commit or "unknown"
 
 

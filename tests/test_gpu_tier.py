@@ -153,3 +153,16 @@ def test_run_gpu_tier_appends_section_and_packs(tmp_path, monkeypatch):
     with tarfile.open(tmp_path / "jaxlab-gpu-cafe123.tar.gz") as tar:
         member = tar.extractfile(f"{tmp_path.name}/REPORT.md").read().decode()
     assert member == report
+
+
+def test_commit_id_from_git_else_environment(monkeypatch):
+    from jaxlab import metrics
+
+    info = metrics.machine_info()
+    monkeypatch.setenv("JAXLAB_COMMIT", "envsha")
+    monkeypatch.setattr(metrics, "machine_info", lambda: {**info, "git_commit": "gitsha"})
+    assert gpu_tier.commit_id() == "gitsha"
+    monkeypatch.setattr(metrics, "machine_info", lambda: {**info, "git_commit": ""})
+    assert gpu_tier.commit_id() == "envsha"
+    monkeypatch.delenv("JAXLAB_COMMIT")
+    assert gpu_tier.commit_id() == "unknown"
