@@ -136,6 +136,31 @@ def test_pack_brings_back_report_and_runs_without_checkpoints(tmp_path):
     assert not any("ckpt" in n or n.endswith(".lock") or n.endswith(".tar.gz") for n in names)
 
 
+def test_partial_report_lists_finished_and_cut_runs(tmp_path):
+    _fake_run(tmp_path, "sparse_parity", 90.0, {"sweep": {"num_steps": 9_000}})
+    (tmp_path / "gpu" / "rope_extrapolation").mkdir()  # started, cut before results.json
+    text = gpu_tier.partial_report(tmp_path).read_text()
+    assert text.startswith("# jaxlab reproduction report (gpu, partial: cut by the deadline)")
+    assert "| sparse_parity | 90.0 | 120 | within |" in text
+    assert "| rope_extrapolation | – | 60 | no results.json" in text
+    assert "100.0 steps/s" in text
+
+
+def test_tier_runs_every_experiment_once_in_priority_order(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_reproduce(mode, only, out):
+        seen["names"] = only
+        (pathlib.Path(out) / "REPORT.md").write_text("# r\n")
+        return 0
+
+    monkeypatch.setattr("jaxlab.launch.reproduce", fake_reproduce)
+    monkeypatch.setattr(gpu_tier, "commit_id", lambda: "x")
+    gpu_tier.run_gpu_tier(None, tmp_path)
+    assert sorted(seen["names"]) == sorted(RUNNERS)
+    assert seen["names"][:2] == ["sparse_parity", "rope_extrapolation"]
+
+
 def test_run_gpu_tier_appends_section_and_packs(tmp_path, monkeypatch):
     def fake_reproduce(mode, only, out):
         assert mode == "gpu"
