@@ -133,9 +133,14 @@ timeout -k 5 "$room" "${CMD[@]}" >"$OUT/reproduce.log" 2>&1
 rc=$?
 say "=== reproduce rc=$rc in $(($(date +%s) - start)) s"
 if [ "$QUICK" != 1 ]; then
+  if [ ! -f "$REPRO/REPORT.md" ] && [ -d "$REPRO/gpu" ]; then  # cut: report what finished
+    "$PY" -c "import sys; from jaxlab import gpu_tier; print(gpu_tier.partial_report(sys.argv[1]))" \
+      "$REPRO" 2>&1 | tee -a "$SUMMARY"
+  fi
   [ -f "$REPRO/REPORT.md" ] && cp "$REPRO/REPORT.md" "$OUT/REPORT.md"
   archive=$(ls -t "$REPRO"/jaxlab-gpu-*.tar.gz 2>/dev/null | head -1)
   if [ -z "$archive" ]; then  # cut before packing: bring back what finished
+    sleep 2  # let the killed run's files settle
     archive="$REPRO/jaxlab-gpu-partial.tar.gz"
     tar czf "$archive" --exclude=ckpt --exclude=.lock -C "$(dirname "$REPRO")" "$(basename "$REPRO")" 2>&1 | tee -a "$SUMMARY"
     say "reproduce did not pack its archive (rc $rc): packed the partial run directory"

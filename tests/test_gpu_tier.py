@@ -53,6 +53,11 @@ def test_bf16_gpu_configs_lower_under_strict_promotion(name):
     train_step.fn.lower(*train_step.args)  # lowering only: the promotion error is raised here
 
 
+def test_every_experiment_is_compiled_or_says_why_not():
+    assert set(programs_mod.PROGRAMS) | set(programs_mod.UNCOMPILED) == set(RUNNERS)
+    assert not set(programs_mod.PROGRAMS) & set(programs_mod.UNCOMPILED)
+
+
 def test_every_experiment_has_a_budget_and_they_sum_to_the_tier():
     assert set(gpu_tier.BUDGET_S) == set(RUNNERS)
     assert sum(gpu_tier.BUDGET_S.values()) <= gpu_tier.TOTAL_BUDGET_S
@@ -131,6 +136,31 @@ def test_pack_brings_back_report_and_runs_without_checkpoints(tmp_path):
     assert not any("ckpt" in n or n.endswith(".lock") or n.endswith(".tar.gz") for n in names)
 
 
+def test_partial_report_lists_finished_and_cut_runs(tmp_path):
+    _fake_run(tmp_path, "sparse_parity", 90.0, {"sweep": {"num_steps": 9_000}})
+    (tmp_path / "gpu" / "rope_extrapolation").mkdir()  # started, cut before results.json
+    text = gpu_tier.partial_report(tmp_path).read_text()
+    assert text.startswith("# jaxlab reproduction report (gpu, partial: cut by the deadline)")
+    assert "| sparse_parity | 90.0 | 120 | within |" in text
+    assert "| rope_extrapolation | – | 60 | no results.json" in text
+    assert "100.0 steps/s" in text
+
+
+def test_tier_runs_every_experiment_once_in_priority_order(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_reproduce(mode, only, out):
+        seen["names"] = only
+        (pathlib.Path(out) / "REPORT.md").write_text("# r\n")
+        return 0
+
+    monkeypatch.setattr("jaxlab.launch.reproduce", fake_reproduce)
+    monkeypatch.setattr(gpu_tier, "commit_id", lambda: "x")
+    gpu_tier.run_gpu_tier(None, tmp_path)
+    assert sorted(seen["names"]) == sorted(RUNNERS)
+    assert seen["names"][:2] == ["sparse_parity", "rope_extrapolation"]
+
+
 def test_run_gpu_tier_appends_section_and_packs(tmp_path, monkeypatch):
     def fake_reproduce(mode, only, out):
         assert mode == "gpu"
@@ -148,3 +178,16 @@ def test_run_gpu_tier_appends_section_and_packs(tmp_path, monkeypatch):
     with tarfile.open(tmp_path / "jaxlab-gpu-cafe123.tar.gz") as tar:
         member = tar.extractfile(f"{tmp_path.name}/REPORT.md").read().decode()
     assert member == report
+
+
+def test_commit_id_from_git_else_environment(monkeypatch):
+    from jaxlab import metrics
+
+    info = metrics.machine_info()
+    monkeypatch.setenv("JAXLAB_COMMIT", "envsha")
+    monkeypatch.setattr(metrics, "machine_info", lambda: {**info, "git_commit": "gitsha"})
+    assert gpu_tier.commit_id() == "gitsha"
+    monkeypatch.setattr(metrics, "machine_info", lambda: {**info, "git_commit": ""})
+    assert gpu_tier.commit_id() == "envsha"
+    monkeypatch.delenv("JAXLAB_COMMIT")
+    assert gpu_tier.commit_id() == "unknown"
