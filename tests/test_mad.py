@@ -106,8 +106,13 @@ def test_w2_to_standard_fast_path_on_rank_deficient_covariance():
     cov, mean = _spd(rng, d, rank=3), rng.normal(size=d)
     w = np.clip(np.linalg.eigvalsh(cov), 0, None)
     ref = mean @ mean + np.sum((np.sqrt(w) - 1) ** 2)
+    # Exact spectrum: Σ = A Aᵀ/3 with A [6, 3] has the eigenvalues of AᵀA/3 and three exact zeros
+    # (the eigensolver returns those as ±1e-16, whose square roots would be 1e-8 errors).
+    a = np.random.default_rng(4).normal(size=(d, 3))
+    nonzero = np.linalg.eigvalsh(a.T @ a / 3)
+    exact = mean @ mean + np.sum((np.sqrt(nonzero) - 1) ** 2) + (d - 3)
     fast = float(mad.w2_squared_to_standard(mean, cov))
-    assert math.isclose(fast, ref, rel_tol=1e-10)
+    assert math.isclose(fast, exact, rel_tol=1e-10)
     assert math.isclose(float(mad.w2_squared(mean, cov, np.zeros(d), np.eye(d))), ref, rel_tol=1e-8)
     # Collapse: Σ = 0 gives ‖μ‖² + d.
     assert math.isclose(float(mad.w2_squared_to_standard(mean, 0 * cov)), mean @ mean + d)
