@@ -106,8 +106,13 @@ def test_w2_to_standard_fast_path_on_rank_deficient_covariance():
     cov, mean = _spd(rng, d, rank=3), rng.normal(size=d)
     w = np.clip(np.linalg.eigvalsh(cov), 0, None)
     ref = mean @ mean + np.sum((np.sqrt(w) - 1) ** 2)
+    # Exact spectrum: Σ = A Aᵀ/3 with A [6, 3] has the eigenvalues of AᵀA/3 and three exact zeros
+    # (the eigensolver returns those as ±1e-16, whose square roots would be 1e-8 errors).
+    a = np.random.default_rng(4).normal(size=(d, 3))
+    nonzero = np.linalg.eigvalsh(a.T @ a / 3)
+    exact = mean @ mean + np.sum((np.sqrt(nonzero) - 1) ** 2) + (d - 3)
     fast = float(mad.w2_squared_to_standard(mean, cov))
-    assert math.isclose(fast, ref, rel_tol=1e-10)
+    assert math.isclose(fast, exact, rel_tol=1e-10)
     assert math.isclose(float(mad.w2_squared(mean, cov, np.zeros(d), np.eye(d))), ref, rel_tol=1e-8)
     # Collapse: Σ = 0 gives ‖μ‖² + d.
     assert math.isclose(float(mad.w2_squared_to_standard(mean, 0 * cov)), mean @ mean + d)
@@ -388,3 +393,43 @@ def test_stats_loop_rejects_bad_input(key):
         mad.run_loop_stats_1d(mad.LoopConfig(), "fresh", 1.0, key=key)
     with pytest.raises(ValueError, match="estimator"):
         mad.run_loop_stats_1d(mad.LoopConfig(), "fully_synthetic", 1.0, key=key, estimator="x")
+
+
+# --- bulk exact draws ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.5, 49.5])
+def test_marsaglia_tsang_gamma_matches_scipy(alpha):
+    # One-sample KS against scipy's Gamma(α) on 50,000 draws (false failure 0.1 %), plus the mean
+    # within 4 standard errors.
+    g = np.asarray(
+        jax.jit(lambda k: mad.gamma_marsaglia_tsang(k, alpha, (50_000,)))(jax.random.key(5))
+    )
+    assert g.dtype == np.float64 and np.all(g > 0)
+    assert scipy.stats.kstest(g, scipy.stats.gamma(alpha).cdf).pvalue > 1e-3
+    assert abs(g.mean() - alpha) < 4 * math.sqrt(alpha / g.size)
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.8])
+def test_bulk_exact_chain_has_the_law_of_the_scan_chain(key, lam):
+    # Two-sample KS on μ_t and ln σ²_t at t = 1, 10, 20 (n = 10, 4,000 chains a side; 6 checks at
+    # p > 1e-3), and vmapped bulk chains equal single bulk chains.
+    keys = jax.random.split(key, 4000)
+    f = lambda draws: jax.jit(  # noqa: E731
+        jax.vmap(lambda k: mad.exact_chain_1d(10, lam, 20, key=k, draws=draws))
+    )
+    mu_s, var_s = f("scan")(keys)
+    mu_b, var_b = f("bulk")(jax.random.split(jax.random.fold_in(key, 1), 4000))
+    for t in (1, 10, 20):
+        assert (
+            scipy.stats.ks_2samp(np.asarray(mu_s[:, t - 1]), np.asarray(mu_b[:, t - 1])).pvalue
+            > 1e-3
+        )
+        assert scipy.stats.ks_2samp(np.log(var_s[:, t - 1]), np.log(var_b[:, t - 1])).pvalue > 1e-3
+    one = mad.exact_chain_1d(10, lam, 20, key=jax.random.fold_in(key, 1), draws="bulk")
+    k0 = jax.random.split(jax.random.fold_in(key, 1), 4000)[0]
+    single = jax.jit(lambda k: mad.exact_chain_1d(10, lam, 20, key=k, draws="bulk"))(k0)
+    np.testing.assert_allclose(single[1], var_b[0], **TOL["float64"])
+    assert one[1].shape == (20,)
+    with pytest.raises(ValueError, match="draws"):
+        mad.exact_chain_1d(10, lam, 20, key=key, draws="nope")

@@ -4,8 +4,9 @@ Modules, by concept:
 
 - ``loss``: the closed form 1 − ⟨Σ_i p_i ê_i, ê_t⟩ from logits, the soft-target upper bound, the
   reference's MLE/EMO mixings and their named presets, masked means, next-token entropy.
-- ``fused``: the LM-head loss computed in vocabulary chunks with a custom VJP, so the [N, V]
-  logits are never built (the default path for training).
+- ``fused``: the LM-head loss computed in token chunks (value and gradient in one pass) or
+  vocabulary chunks, with a custom VJP, so the [N, V] logits are never built (the default path
+  for training); ``lm_head_cross_entropy``, CE alone on the same path.
 - ``reference``: a direct port of the reference's full-logits, one-hot formulation (benchmark
   baseline).
 - ``quality``: sample-quality measures for the fine-tuning experiment: MAUVE, distinct-n,

@@ -45,9 +45,15 @@ def w2_squared(
 def w2_squared_to_standard(
     mean: Float[ArrayLike, " D"], cov: Float[ArrayLike, "D D"]
 ) -> Float[Array, ""]:
-    """W_2²(N(μ, Σ), N(0, I)) = ‖μ‖² + Σ_i (√w_i − 1)², w_i the (clipped) eigenvalues of Σ."""
+    """W_2²(N(μ, Σ), N(0, I)) = ‖μ‖² + Σ_i (√w_i − 1)², w_i the eigenvalues of Σ.
+
+    Eigenvalues below the eigensolver's round-off, D·ε·max|w|, count as exact zeros: a
+    rank-deficient Σ has them at ±1e-16-ish, and √ would turn that round-off into ~1e-8 errors.
+    """
     mean, cov = jnp.asarray(mean), jnp.asarray(cov)
-    w = jnp.linalg.eigvalsh(0.5 * (cov + cov.T)).clip(0.0)
+    w = jnp.linalg.eigvalsh(0.5 * (cov + cov.T))
+    floor = w.shape[0] * jnp.finfo(w.dtype).eps * jnp.max(jnp.abs(w))
+    w = jnp.where(w > floor, w, 0.0)
     return mean @ mean + jnp.sum(jnp.square(jnp.sqrt(w) - 1))
 
 
