@@ -7,6 +7,7 @@ Modules, by concept:
 - ``fused``: the LM-head loss computed in token chunks (value and gradient in one pass) or
   vocabulary chunks, with a custom VJP, so the [N, V] logits are never built (the default path
   for training); ``lm_head_cross_entropy``, CE alone on the same path.
+- ``fused_vocab``: the vocabulary-chunked (online-softmax) variant behind ``vocab_chunk=``.
 - ``reference``: a direct port of the reference's full-logits, one-hot formulation (benchmark
   baseline).
 - ``quality``: sample-quality measures for the fine-tuning experiment: MAUVE, distinct-n,
