@@ -263,7 +263,7 @@ def gpu_grid(lengths, hiddens, batch, repeats, modes, reference, limit_gib, veri
     is compiled first; XLA's memory estimate (arguments + outputs + temporaries) above the
     device's limit prints "does not fit: estimated X GiB" instead of running it."""
     limit = limit_gib * 2**30 if limit_gib else _device_bytes()
-    print(f"memory limit: {limit / 2**30:.1f} GiB; deer verify: {verify}")
+    print(f"memory limit: {limit / 2**30:.3g} GiB; deer verify: {verify}")
     rows = []
     for t in lengths:
         for n in hiddens:
