@@ -140,8 +140,7 @@ if [ "$QUICK" != 1 ]; then
   [ -f "$REPRO/REPORT.md" ] && cp "$REPRO/REPORT.md" "$OUT/REPORT.md"
   archive=$(ls -t "$REPRO"/jaxlab-gpu-*.tar.gz 2>/dev/null | head -1)
   if [ -z "$archive" ]; then  # cut before packing: bring back what finished
-    sleep 2  # let the killed run's files settle
-    archive="$REPRO/jaxlab-gpu-partial.tar.gz"
+    archive="$(dirname "$REPRO")/jaxlab-gpu-partial.tar.gz"  # outside the folder it packs
     tar czf "$archive" --exclude=ckpt --exclude=.lock -C "$(dirname "$REPRO")" "$(basename "$REPRO")" 2>&1 | tee -a "$SUMMARY"
     say "reproduce did not pack its archive (rc $rc): packed the partial run directory"
   fi

@@ -240,7 +240,7 @@ def pack(out: pathlib.Path, archive: pathlib.Path) -> pathlib.Path:
 
     def keep(info: tarfile.TarInfo):
         parts = pathlib.PurePosixPath(info.name).parts
-        if "ckpt" in parts or parts[-1] in (".lock",) or info.name.endswith(".tar.gz"):
+        if "ckpt" in parts or parts[-1] == ".lock" or ".tar.gz" in parts[-1]:  # + its .tmp
             return None
         return info
 
