@@ -6,7 +6,7 @@ H100, compilation included (:data:`BUDGET_S`; each config's docstring gives the 
 size rests on). Two entry points:
 
 * :func:`dry_run` (CPU, CI): lowers and compiles every gpu config's main jitted programs
-  (:mod:`jaxlab.experiments.programs`) at their full shapes on abstract inputs, without running
+  (:mod:`jaxlab.gpu_programs`) at their full shapes on abstract inputs, without running
   them, and prints per program the compile time, XLA's memory estimate
   (``compiled.memory_analysis()``: arguments + outputs + temporaries - aliased) and FLOPs
   (``compiled.cost_analysis()``). A compile error, or an estimate above :data:`DEVICE_BYTES`
@@ -76,7 +76,7 @@ def _gib(n: int | float) -> str:
 
 
 def compile_program(program) -> dict:
-    """Lowers and compiles one :class:`~jaxlab.experiments.programs.Program`; never runs it.
+    """Lowers and compiles one :class:`~jaxlab.gpu_programs.Program`; never runs it.
 
     Returns ``dict(compile_s, bytes, flops)``: ``bytes`` = arguments + outputs + temporaries -
     aliased (donated) bytes from ``memory_analysis()``; ``flops`` from ``cost_analysis()``, or
@@ -110,7 +110,7 @@ def dry_run(only: list[str] | None = None, *, out=None) -> tuple[int, dict]:
     """
     from jaxlab import launch, sharding
     from jaxlab.experiments import RUNNERS
-    from jaxlab.experiments.programs import PROGRAMS, UNCOMPILED
+    from jaxlab.gpu_programs import PROGRAMS, UNCOMPILED
 
     out = out or sys.stdout
     names = list(RUNNERS) if only is None else only

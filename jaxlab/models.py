@@ -105,14 +105,16 @@ class MLP(nnx.Module):
 
 class Block(nnx.Module):
     def __init__(self, cfg: LMConfig, *, rngs: nnx.Rngs):
-        self.norm1 = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
+        self.norm1 = nnx.RMSNorm(cfg.embed_dim, dtype=jnp.float32, rngs=rngs)
         self.attn = CausalSelfAttention(cfg.attention, cfg.embed_dim, dtype=cfg.dtype, rngs=rngs)
-        self.norm2 = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
+        self.norm2 = nnx.RMSNorm(cfg.embed_dim, dtype=jnp.float32, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
     def __call__(self, x_BLD, positions_BL, valid_BL=None):
-        x_BLD = x_BLD + self.attn(self.norm1(x_BLD), positions_BL, valid_BL)
-        return x_BLD + self.mlp(self.norm2(x_BLD))
+        # The residual stream keeps the model dtype (bf16 configs): sub-layer outputs are cast
+        # to it, so no silent promotion to float32 under the CLI's standard promotion.
+        x_BLD = x_BLD + self.attn(self.norm1(x_BLD), positions_BL, valid_BL).astype(x_BLD.dtype)
+        return x_BLD + self.mlp(self.norm2(x_BLD)).astype(x_BLD.dtype)
 
 
 class TinyLM(nnx.Module):
@@ -122,7 +124,7 @@ class TinyLM(nnx.Module):
         self.cfg = cfg
         self.embed = nnx.Embed(cfg.vocab_size, cfg.embed_dim, rngs=rngs)
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
-        self.norm = nnx.RMSNorm(cfg.embed_dim, rngs=rngs)
+        self.norm = nnx.RMSNorm(cfg.embed_dim, dtype=jnp.float32, rngs=rngs)
         self.head = nnx.Linear(cfg.embed_dim, cfg.vocab_size, use_bias=False, rngs=rngs)
 
     def __call__(

@@ -14,14 +14,13 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from jaxlab import gpu_programs as programs_mod
 from jaxlab import gpu_tier
 from jaxlab.experiments import RUNNERS
-from jaxlab.experiments import programs as programs_mod
 from jaxlab.main import main
 
-# The bfloat16 gpu configs add a float32 attention output to the bfloat16 residual stream
-# (jaxlab/models.py, Block.__call__): strict promotion refuses it; under the standard promotion
-# that `jaxlab reproduce --gpu` runs with, the residual stream silently becomes float32.
+# The bfloat16 gpu configs: their residual stream must stay bfloat16 (models.Block casts the
+# float32 attention output back), so they lower under the test suite's strict promotion too.
 BF16_IMPLICIT_PROMOTION = ("lm_baseline", "rope_extrapolation")
 
 
@@ -43,7 +42,6 @@ def test_dry_run_compiles_gpu_config(name):
     assert f"[dry-run] {name}:gpu" in out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="models.py: bf16 residual + f32 attention output")
 @pytest.mark.parametrize("name", BF16_IMPLICIT_PROMOTION)
 def test_bf16_gpu_configs_lower_under_strict_promotion(name):
     from jaxlab import launch, sharding

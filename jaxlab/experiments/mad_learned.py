@@ -26,7 +26,7 @@ METRICS = ("precision", "recall", "modes")
 def _sharded_chains(fn, mesh, *arrays):
     """``jit(vmap(fn))`` over the chain axis, padded to the mesh and sharded over it (unpadded).
 
-    The one jitted program of this experiment (``jaxlab.experiments.programs`` records it here).
+    The one jitted program of this experiment (``jaxlab.gpu_programs`` records it here).
     """
     n = arrays[0].shape[0]
     m = sharding.pad_to_multiple(n, mesh)
