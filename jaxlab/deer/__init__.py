@@ -10,6 +10,7 @@ Modules, by concept:
 * ``solver``: :func:`deer` (sweeps, then residual / forward-error / determinacy checks),
   implicit-differentiation gradients, :func:`deer_trace`, :func:`sweeps`, :func:`sequential`.
 * ``sweep``: one sweep of each method (internal to ``solver``) and the result checks.
+* ``cost``: XLA's static cost (FLOPs, bytes) of one sweep and of one scan.
 * ``cells``: pure RNN step functions (tanh RNN, GRU, diagonal GRU, LSTM) and their initialisers.
 * ``layer``: :class:`ParallelRNN`, an NNX layer that evaluates a cell with DEER.
 * ``seq_parallel``: the time axis split over devices with ``jax.shard_map``.
@@ -26,7 +27,7 @@ References: Lim et al. (2024), arXiv:2309.12252 (DEER); Gonzalez et al. (2024), 
 (ELK); Su, kexue.fm/archives/9783.
 """
 
-from jaxlab.deer import cells, layer, methods, scan, seq_parallel, solver, sweep
+from jaxlab.deer import cells, cost, layer, methods, scan, seq_parallel, solver, sweep
 from jaxlab.deer.layer import (
     ParallelRNN,
     ParallelRNNConfig,
@@ -60,6 +61,7 @@ __all__ = [
     "methods",
     "solver",
     "sweep",
+    "cost",
     "cells",
     "layer",
     "seq_parallel",
