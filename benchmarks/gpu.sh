@@ -3,6 +3,7 @@
 # then `jaxlab reproduce --gpu`, inside one 10-minute device call (deadline GPU_DEADLINE_S=585 s).
 #
 #   bash benchmarks/gpu.sh          # on the GPU machine (device `run`, timeout_s 600); files in $OUT
+#   GPU_DEER_GRID=1 bash benchmarks/gpu.sh   # a second call: the DEER grid alone (item 4)
 #   GPU_BENCH_QUICK=1 PYTHON=/work/main/.venv/bin/python OUT=/tmp/gpu_out bash benchmarks/gpu.sh
 #                                   # CPU dry run of this script: tiny benchmarks, then
 #                                   # `reproduce --gpu --dry-run` (compiles, runs nothing)
@@ -92,6 +93,20 @@ step() {  # step NAME BUDGET_S CMD...: CMD under timeout (never past the deadlin
   say "=== $name rc=$rc in $(($(date +%s) - start)) s"
   [ "$rc" = 0 ] || say "FAILED $name (rc $rc$([ "$rc" = 124 ] && echo ', timed out'))"
 }
+
+# --- DEER at every hidden size (issue 18 item 4): a call of its own, GPU_DEER_GRID=1 ----------
+# n in {1,4,16,64} x T in {1e3,1e4,1e5}, batch 16: lax.scan, Newton, quasi and (when a checkout of
+# machine-discovery/deer is carried in the ignored .deer_ref/) the reference, side by side. A row
+# that cannot fit says so with XLA's memory estimate. Takes the whole deadline; no reproduce.
+if [ "${GPU_DEER_GRID:-0}" = 1 ]; then
+  REF=()
+  [ -d .deer_ref ] && REF=(--reference .deer_ref)
+  GRID=(--gpu-grid --repeats 3)
+  [ "$QUICK" = 1 ] && GRID=(--gpu-grid --lengths 100 --hiddens 1,4 --batch 2 --repeats 1)
+  step deer_grid $(($(left) - 15)) "$PY" benchmarks/deer.py "${GRID[@]}" "${REF[@]}"
+  say "=== done in $(($(date +%s) - START)) s, $(date -u)"
+  exit 0
+fi
 
 # --- benchmarks (85 s in all on the GPU) ------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
