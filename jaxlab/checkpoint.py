@@ -29,6 +29,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import warnings
 
 import jax
@@ -82,7 +83,8 @@ class _OrbaxErrorFilter(logging.Filter):
     ``active``: a save is failing; its exception reaches :meth:`Checkpoints.save`, which raises
     one :class:`CheckpointWriteError`, so orbax's ERROR records with a traceback (one per
     background thread) are dropped. ``restoring``: a restore reports each damaged checkpoint in
-    one warning of its own, so orbax's WARNING and ERROR records are dropped.
+    one warning of its own, so orbax's WARNING and ERROR records (and asyncio's about orbax's
+    abandoned reads) are dropped.
     """
 
     active = 0
@@ -91,22 +93,54 @@ class _OrbaxErrorFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.restoring and record.levelno >= logging.WARNING:
             return False
+        if record.name == "asyncio" and self.ABANDONED_READ in record.getMessage():
+            return False  # "Task exception was never retrieved" for a read restore reported
         return not (self.active and record.exc_info and record.levelno >= logging.ERROR)
+
+    # orbax's array read task; a load that fails on a damaged file leaves its siblings' errors
+    # unretrieved, and asyncio logs each when the task is collected (possibly much later).
+    ABANDONED_READ = "coro=<_read_array_index_and_device_put("
 
 
 _ORBAX_ERRORS = _OrbaxErrorFilter()
 logging.getLogger("absl").addFilter(_ORBAX_ERRORS)
+logging.getLogger("asyncio").addFilter(_ORBAX_ERRORS)
 
 
-def _collect_quietly() -> None:
-    """Collects the read tasks a failed orbax load abandoned, without Python printing an
-    "Exception ignored in <coroutine ...>" traceback for each (their error is already ours)."""
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda unraisable: None
-    try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
+# A failed orbax load returns while tensorstore still completes its other reads; their
+# callbacks then find orbax's event loop closed and Python reports each ("Exception ignored
+# ... Event loop is closed") at some later moment. For a while after a failed load (the
+# restore has already reported it) those reports are dropped; any other passes through.
+_ABANDONED_READS = {"until": 0.0}
+_ABANDONED_READ_SECONDS = 120.0
+
+
+def _from_abandoned_read(unraisable) -> bool:
+    exc = unraisable.exc_value
+    if isinstance(exc, RuntimeError) and "Event loop is closed" in str(exc):
+        return True
+    code = getattr(unraisable.object, "cr_code", None)
+    return code is not None and code.co_name == "_read_array_index_and_device_put"
+
+
+def _install_unraisable_filter() -> None:
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if time.monotonic() < _ABANDONED_READS["until"] and _from_abandoned_read(unraisable):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+_install_unraisable_filter()
+
+
+def _abandon_reads() -> None:
+    """Marks that a load just failed, and collects what it left behind."""
+    _ABANDONED_READS["until"] = time.monotonic() + _ABANDONED_READ_SECONDS
+    gc.collect()
 
 
 def _first_line(e: BaseException) -> str:
@@ -299,11 +333,12 @@ class Checkpoints:
                 if fingerprint(tree) != expected:
                     raise ValueError("its arrays do not match the fingerprint saved with them")
             except Exception as e:  # noqa: BLE001  (any load failure means: try an older one)
+                _ABANDONED_READS["until"] = time.monotonic() + _ABANDONED_READ_SECONDS
                 while e.__cause__ is not None or e.__context__ is not None:  # the root cause
                     e = e.__cause__ or e.__context__
                 reason = f"{type(e).__name__}: {_first_line(e)[:160]}"
             if reason is not None:
-                _collect_quietly()
+                _abandon_reads()
                 warnings.warn(
                     f"checkpoint at step {step} in {self.directory} is damaged ({reason}); "
                     "removed it and fell back to an older one",
