@@ -37,10 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 from orbax.checkpoint import v1 as ocp
 
-from jaxlab.config_args import UsageError
+from jaxlab.config_args import UsageError, WriteError
 
 
-class CheckpointWriteError(UsageError):
+class CheckpointWriteError(WriteError):
     """A checkpoint could not be written (disk full, file size limit, I/O error).
 
     The CLI prints it on one line; the checkpoints saved before it stay valid, so the same

@@ -31,6 +31,13 @@ class UsageError(ValueError):
     """
 
 
+class WriteError(UsageError):
+    """The environment refused a write the run needed (disk full, file-size limit, I/O error).
+
+    Printed on one line like a :class:`UsageError`, but the CLI exits 1: the command was fine.
+    """
+
+
 class ConfigArgError(UsageError):
     """Raised for a malformed or unknown config argument."""
 

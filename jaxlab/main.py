@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from jaxlab.config_args import ArgumentParser, UsageError
+from jaxlab.config_args import ArgumentParser, UsageError, WriteError
 
 # Tool subcommands: module with cli(argv) -> int. Plain dict so call sites are greppable.
 TOOLS = {"abc": "jaxlab.ab_plus_c.cli", "tokenizer": "jaxlab.tokenizer.cli"}
@@ -98,6 +98,10 @@ def _main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(sys.argv[1:] if argv is None else argv)
+    except WriteError as e:
+        # The environment failed (disk full, I/O error), not the command: exit 1, not 2.
+        print(f"jaxlab: error: {e}", file=sys.stderr)
+        code = 1
     except UsageError as e:
         print(f"jaxlab: error: {e}", file=sys.stderr)
         code = 2

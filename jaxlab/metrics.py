@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jaxlab.config_args import UsageError
+from jaxlab.config_args import WriteError
 
 
-class MetricsWriteError(UsageError):
+class MetricsWriteError(WriteError):
     """``metrics.jsonl`` could not be written (a full disk): printed on one line by the CLI."""
 
 
@@ -69,7 +69,7 @@ class MetricsWriter:
         """Appends ``{"step": step, **values}`` as one line (flushed and fsynced); returns it.
 
         Raises:
-          MetricsWriteError: the line could not be written (disk full): one line, exit 2.
+          MetricsWriteError: the line could not be written (disk full): one line, exit 1.
         """
         record = {"step": int(step), **to_jsonable(values)}
         try:

@@ -414,7 +414,7 @@ def test_cli_disk_full_during_a_checkpoint_is_one_line_then_resumes(text, tmp_pa
     child = _spawn({"cli": _cli(text, workdir), "fsize": 16_384})
     out, err = child.communicate(timeout=240)
     assert child.returncode == 0, err
-    assert out.splitlines()[-1].split() == ["codes", "2", "0"], err
+    assert out.splitlines()[-1].split() == ["codes", "1", "0"], err
     before, _, _ = err.partition("--- space freed")
     line = _one_error_line(before)
     assert line.startswith("jaxlab: error: cannot write the checkpoint of step 2"), line
