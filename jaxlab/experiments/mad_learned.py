@@ -24,16 +24,8 @@ METRICS = ("precision", "recall", "modes")
 
 
 def _sharded_chains(fn, mesh, *arrays):
-    """``jit(vmap(fn))`` over the chain axis, padded to the mesh and sharded over it (unpadded).
-
-    The one jitted program of this experiment (``jaxlab.gpu_programs`` records it here).
-    """
-    n = arrays[0].shape[0]
-    m = sharding.pad_to_multiple(n, mesh)
-    padded = [jnp.concatenate([a, a[: m - n]]) if m > n else a for a in arrays]
-    placed = [sharding.shard_population(a, mesh) for a in padded]
-    out = jax.jit(jax.vmap(fn), out_shardings=sharding.batch_sharding(mesh))(*placed)
-    return jax.tree.map(lambda x: np.asarray(x)[:n], out)
+    """``sharding.vmap_population`` over the chains (``jaxlab.gpu_programs`` records it here)."""
+    return sharding.vmap_population(fn, mesh, *arrays, what="chains")
 
 
 def _run_model(stream, model, sec, truth, reference, config, mesh, key):
