@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from jaxlab.tokenizer import lattice, native
+from jaxlab.tokenizer import lattice, native, native_dp
 from jaxlab.tokenizer.encoder import Tokenizer
 from jaxlab.tokenizer.model import from_pieces, line_offsets, to_codepoints
 
@@ -469,7 +469,7 @@ def test_host_dp_uniforms_equal_the_jax_samplers(lib):
         offs = np.array([0, 5, 1, 65535, 3, 2**31 - 2], np.int32)
         want = np.asarray(decoding.uniforms(key, jnp.asarray(lines), jnp.asarray(offs), 1))[:, 0]
         pairs = zip(lines.tolist(), offs.tolist(), strict=True)
-        got = [native.uniform(words, a, b) for a, b in pairs]
+        got = [native_dp.uniform(words, a, b) for a, b in pairs]
         np.testing.assert_array_equal(np.float32(got), want)
 
 
@@ -557,7 +557,7 @@ def test_host_dp_selection_and_bad_arguments(lib):
             Tokenizer(model, threads=bad)
     tables = Tokenizer(model).tables
     with pytest.raises(ValueError, match="unk_mode"):
-        native.host_dp(
+        native_dp.host_dp(
             np.zeros(0, np.uint32), np.zeros(0, np.int64), tables=tables, first_missing=0,
             unk_mode=3,
         )  # fmt: skip
@@ -576,5 +576,5 @@ def test_host_dp_falls_back_to_jax_for_a_line_without_segmentation(lib):
         assert host.encode(lines) == want
     cps, lengths = to_codepoints(lines)
     with pytest.raises(ValueError, match="no segmentation"):
-        native.host_dp(cps, lengths, tables=host.tables, first_missing=host.tables.none_id,
+        native_dp.host_dp(cps, lengths, tables=host.tables, first_missing=host.tables.none_id,
                        threads=4)  # fmt: skip

@@ -12,6 +12,8 @@ Modules, by concept:
   (``_native.c``, built at install time as an optional extension, called through ctypes);
   identical results, the lattice search about 5x faster. ``native.host_path()`` (and
   ``jaxlab tokenizer --version``) says whether they or NumPy are in use.
+* ``native_dp``: the whole DP on the host in C (Viterbi and exact FFBS per line, the id lists
+  built in C, parallel spans); same ids and uniforms as the JAX DP; the default DP path.
 * ``decoding``: the JAX dynamic programs: Viterbi, log Z, entropy, FFBS / eager / one-pass
   exact samplers, Su's biased v1 sampler, n-best.
 * ``encoder``: :class:`Tokenizer`, the batched host API (``encode``, ``tokenize``, ``decode``,

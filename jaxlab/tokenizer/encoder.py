@@ -9,7 +9,7 @@ and maps unknown characters to ``<unk>`` (merged) or to UTF-8 byte pieces (byte 
 Host work (layout, lattice search, reading ids back) runs in the small compiled kernels of
 :mod:`jaxlab.tokenizer.native` when ``pip install`` built them, else in vectorised NumPy; the
 results are identical. With the kernels and no device mesh, Viterbi and the ``ffbs`` sampler
-skip the layout and the JAX DP altogether: ``native.host_dp`` runs the whole DP per line in C
+skip the layout and the JAX DP altogether: ``native_dp.host_dp`` runs the whole DP per line in C
 (same float32 recursion, same ids; ``Tokenizer(host_dp=False)`` keeps the JAX DP, and
 :attr:`Tokenizer.dp_path` says which one runs). On the JAX DP, large inputs are split into
 chunks of about ``CHUNK_CHARS`` characters and pipelined: the DP of one chunk runs
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import sharding
-from jaxlab.tokenizer import decoding, native
+from jaxlab.tokenizer import decoding, native, native_dp
 from jaxlab.tokenizer import lattice as lat
 from jaxlab.tokenizer.model import (
     UnigramModel,
@@ -193,7 +193,7 @@ class Tokenizer:
         (:mod:`jaxlab.tokenizer.native`) instead of NumPy. Default: when they are available.
         Results are identical either way; only the host time differs.
       host_dp: Run Viterbi and the ``ffbs`` sampler entirely in C on the host
-        (``native.host_dp``: trie walk, DP, backtracking, unknown handling and the id lists),
+        (``native_dp.host_dp``: trie walk, DP, backtracking, unknown handling and the id lists),
         instead of building the lattice for the jitted JAX DP. Default (None): when the
         compiled kernels are used and no ``mesh`` is given. False keeps the JAX DP; True
         requires the kernels and no mesh. Viterbi ids are identical either way; samples follow
@@ -260,7 +260,7 @@ class Tokenizer:
 
     @property
     def dp_path(self) -> str:
-        """Where Viterbi and ``ffbs`` run: ``"host-c"`` (:func:`native.host_dp`) or ``"jax"``.
+        """Where Viterbi and ``ffbs`` run: ``"host-c"`` (:func:`native_dp.host_dp`) or ``"jax"``.
 
         With the compiled kernels, also which transition table their trie walk reads
         (``dense``, ``two-level`` or ``hash``), e.g. ``"host-c (two-level transitions)"``.
@@ -426,7 +426,7 @@ class Tokenizer:
         return out
 
     def _encode_host(self, texts: Sequence[str], alpha: float | None, key) -> list | None:
-        """Viterbi / FFBS ids of every line from :func:`native.host_dp` (None: use the JAX DP).
+        """Viterbi / FFBS ids of every line from :func:`native_dp.host_dp` (None: use the JAX DP).
 
         None only when some line has no segmentation (a character in no piece of a model
         without an unknown id), where the JAX DP's result is returned instead.
@@ -447,7 +447,7 @@ class Tokenizer:
         first_missing = m.unk_id if m.unk_id >= 0 else self.tables.none_id
         try:
             with _gc_paused():
-                return native.host_dp(
+                return native_dp.host_dp(
                     cps, lengths, tables=self.tables, first_missing=first_missing, alpha=alpha,
                     key_words=words, unk_id=m.unk_id, unk_mode=unk_mode,
                     byte_ids=self._byte_ids, threads=self.threads, **extra,
