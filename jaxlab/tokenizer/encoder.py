@@ -19,7 +19,8 @@ chunks of about ``CHUNK_CHARS`` characters and pipelined: the DP of one chunk ru
 (``alpha = 0``: uniform over segmentations). BytePiece's ``alpha < 0`` sentinel for Viterbi is
 not accepted: a negative or nan ``alpha`` raises ``ValueError`` (CONTRIBUTING.md, STYLE §2.4).
 
-A single concept (the batched host API and its pipelining), about 460 lines, so it is not split.
+A single concept (the batched host API, its pipelining and the choice of DP path), about 540
+lines, so it is not split.
 """
 
 from __future__ import annotations
